@@ -1,0 +1,36 @@
+# dcportal: `make run` serves the portal, `make test` runs the suite. Both set everything up.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test manage lint bench clean-var
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "dcportal needs Python 3.11 or newer"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+		echo "python3-venv is missing; installing it (Debian/Ubuntu)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq python3-venv; fi && \
+		$(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m dcportal.launcher run
+
+test: $(STAMP)
+	$(PY) -m dcportal.launcher test $(PYTEST_ARGS)
+
+# make manage ARGS="roles list"
+manage: $(STAMP)
+	$(PY) -m dcportal.launcher manage $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PY) -m dcportal.launcher manage shell -c "import runpy; runpy.run_path('bench/jobs.py', run_name='__main__')"

@@ -1,0 +1,29 @@
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from dcportal import jobs
+
+
+class Command(BaseCommand):
+    help = "Periodic upkeep: fail jobs whose worker died, re-enqueue jobs Redis lost."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--every", type=float, default=0,
+                            help="Repeat every N seconds until stopped (default: once)")
+
+    def handle(self, *args, every, **options):
+        while True:
+            failed, requeued = jobs.reap()
+            for job_id in failed:
+                self.stdout.write(f"job {job_id}: worker died, marked failed")
+            for job_id in requeued:
+                self.stdout.write(f"job {job_id}: lost by the queue, re-enqueued")
+            if not every:
+                return
+            close_old_connections()
+            try:
+                time.sleep(every)
+            except KeyboardInterrupt:
+                return

@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from dcportal import views
+from dcportal.api import urls as api_urls
+from dcportal.api.urls import api_urlpatterns
+
+# URL names reachable without login, each with its own check (boot files, install callbacks).
+# A test walks every URL pattern and fails on any other that answers an anonymous client.
+PUBLIC_URL_NAMES = frozenset()
+# The pages that log a user in are public by nature.
+AUTHENTICATION_URL_NAMES = frozenset({"login"})
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("jobs/", views.job_list, name="jobs"),
+    path("jobs/<int:pk>/", views.job_detail, name="job"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("audit/", views.audit_list, name="audit"),
+    path("tokens/", views.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
+    path("inventory/", include("inventory.urls")),
+    path("deploy/", include("deploy.urls")),
+    path("virt/", include("virt.urls")),
+    path("ca/", include("ca.urls")),
+    path("api/", include((api_urlpatterns(api_urls.urlpatterns), "api"))),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "dcportal.errors.not_found"
+handler500 = "dcportal.errors.server_error"

@@ -1,0 +1,1 @@
+# Models of the deployment app; every model declares `tenancy` (see dcportal.rbac.restrict).

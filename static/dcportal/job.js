@@ -1,0 +1,64 @@
+// Live job view: polls the job and its new log lines until the job has finished.
+(function () {
+  "use strict";
+  var root = document.getElementById("job");
+  if (!root) { return; }
+  var finished = ["succeeded", "failed", "cancelled"];
+  var log = document.querySelector("[data-field=log]");
+  var lastId = 0;
+  log.querySelectorAll("li[data-id]").forEach(function (li) {
+    lastId = Math.max(lastId, parseInt(li.dataset.id, 10));
+  });
+
+  function field(name) { return root.querySelector("[data-field=" + name + "]"); }
+  function stamp(iso) { return iso ? iso.replace("T", " ").slice(0, 19) : "—"; }
+
+  function render(job) {
+    var badge = field("status");
+    badge.textContent = job.status;
+    badge.className = "badge badge-" + job.status;
+    field("message").textContent = job.message;
+    field("progress").value = job.progress;
+    field("progress-text").textContent = job.progress + "%";
+    field("started").textContent = stamp(job.started);
+    field("finished").textContent = stamp(job.finished);
+    var error = field("error");
+    error.textContent = job.error;
+    error.hidden = !job.error;
+  }
+
+  function appendLines(lines) {
+    lines.forEach(function (line) {
+      var li = document.createElement("li");
+      li.className = "log-" + line.level;
+      li.dataset.id = line.id;
+      var time = document.createElement("time");
+      time.textContent = line.time.slice(11, 19);
+      li.appendChild(time);
+      li.appendChild(document.createTextNode(" " + line.message));
+      log.appendChild(li);
+      lastId = Math.max(lastId, line.id);
+    });
+  }
+
+  function get(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
+  }
+
+  function poll() {
+    Promise.all([get(root.dataset.jobUrl), get(root.dataset.logUrl + "?after=" + lastId)])
+      .then(function (results) {
+        render(results[0]);
+        appendLines(results[1]);
+        if (finished.indexOf(results[0].status) === -1) {
+          setTimeout(poll, 1000);
+        } else {
+          document.querySelectorAll("[data-hide-when-done]").forEach(function (el) { el.hidden = true; });
+        }
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+
+  if (finished.indexOf(root.dataset.status) === -1) { setTimeout(poll, 1000); }
+})();

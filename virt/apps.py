@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class VirtConfig(AppConfig):
+    name = "virt"
+    verbose_name = "Virtualization"

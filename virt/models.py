@@ -1,0 +1,1 @@
+# Models of the virtualization app; every model declares `tenancy` (see dcportal.rbac.restrict).
