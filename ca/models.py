@@ -1,1 +1,2 @@
-# Models of the certificate authority app; every model declares `tenancy` (see dcportal.rbac.restrict).
+# Models of the certificate authority app.
+# Every model declares `tenancy` (see dcportal.rbac.restrict).

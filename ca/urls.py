@@ -11,7 +11,9 @@ urlpatterns = [
         {
             "app_label": "ca",
             "title": "Certificates",
-            "description": "Certificate authorities, host keys and CSRs, signing, revocation and CRLs.",
+            "description": (
+                "Certificate authorities, host keys and CSRs, signing, revocation and CRLs."
+            ),
         },
         name="index",
     ),

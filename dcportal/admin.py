@@ -20,8 +20,9 @@ class AuditedAdmin(admin.ModelAdmin):
         if change:
             after = audit.snapshot(obj)
             if audit.diff(type(obj), before, after):
-                audit.record(user=request.user, action="update", obj=obj, before=before,
-                             after=after)
+                audit.record(
+                    user=request.user, action="update", obj=obj, before=before, after=after
+                )
         else:
             audit.created(user=request.user, obj=obj)
 
@@ -92,8 +93,16 @@ class CredentialAdmin(AuditedAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["time", "actor_name", "via", "action", "verb", "content_type", "object_repr",
-                    "request_id"]
+    list_display = [
+        "time",
+        "actor_name",
+        "via",
+        "action",
+        "verb",
+        "content_type",
+        "object_repr",
+        "request_id",
+    ]
     list_filter = ["action", "via", "content_type"]
     search_fields = ["actor_name", "object_repr", "object_id", "request_id"]
 

@@ -20,9 +20,7 @@ ALWAYS_REDACTED = frozenset({"password", "secret", "key_hash", "private_key", "t
 
 def _redacted_fields(model):
     names = set(getattr(model, "audit_redact", ())) | ALWAYS_REDACTED
-    names.update(
-        f.name for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)
-    )
+    names.update(f.name for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField))
     return names
 
 
@@ -33,7 +31,9 @@ def _plain(value):
         return REDACTED
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
-    if isinstance(value, (decimal.Decimal, uuid.UUID, ipaddress._BaseAddress, ipaddress._BaseNetwork)):
+    if isinstance(
+        value, (decimal.Decimal, uuid.UUID, ipaddress._BaseAddress, ipaddress._BaseNetwork)
+    ):
         return str(value)
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
@@ -51,9 +51,7 @@ def snapshot(instance, m2m=True):
     data = {f.name: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
     if m2m and instance.pk is not None:
         for field in instance._meta.many_to_many:
-            data[field.name] = sorted(
-                getattr(instance, field.name).values_list("pk", flat=True)
-            )
+            data[field.name] = sorted(getattr(instance, field.name).values_list("pk", flat=True))
     return data
 
 
@@ -128,9 +126,9 @@ def deleted(*, user, obj, before, **kwargs):
 class Tracker:
     """Snapshot an object before a change and record the update after it, if anything changed.
 
-        with audit.Tracker(user, obj):
-            obj.name = "new"
-            obj.save()
+    with audit.Tracker(user, obj):
+        obj.name = "new"
+        obj.save()
     """
 
     def __init__(self, user, obj, verb=""):

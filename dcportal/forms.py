@@ -16,11 +16,14 @@ class SecretFormField(forms.CharField):
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
     expires = forms.DateTimeField(
-        required=False, help_text="Optional, e.g. 2027-01-31 00:00",
+        required=False,
+        help_text="Optional, e.g. 2027-01-31 00:00",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     write = forms.BooleanField(
-        required=False, initial=True, label="May write",
+        required=False,
+        initial=True,
+        label="May write",
         help_text="Without it the token can only read.",
     )
 
@@ -33,8 +36,6 @@ class JobFilterForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False)
-    action = forms.ChoiceField(
-        required=False, choices=[("", "any")] + AuditEvent.Action.choices
-    )
+    action = forms.ChoiceField(required=False, choices=[("", "any")] + AuditEvent.Action.choices)
     object_type = forms.CharField(required=False, help_text="app_label.model")
     request_id = forms.CharField(required=False)

@@ -131,7 +131,12 @@ def execute(job_id):
     """The RQ entry point. Idempotent: only a queued job starts; anything else is left alone."""
     close_old_connections()
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("user").filter(pk=job_id).first()
+        job = (
+            Job.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(pk=job_id)
+            .first()
+        )
         if job is None or job.status != Job.Status.QUEUED:
             return None
         if job.cancel_requested:
@@ -143,8 +148,16 @@ def execute(job_id):
         job.worker_host = HOSTNAME
         job.worker_pid = os.getpid()
         job.worker_name = _rq_worker_name()
-        job.save(update_fields=["status", "started", "attempts", "worker_host", "worker_pid",
-                                "worker_name"])
+        job.save(
+            update_fields=[
+                "status",
+                "started",
+                "attempts",
+                "worker_host",
+                "worker_pid",
+                "worker_name",
+            ]
+        )
     spec = _KINDS.get(job.kind)
     ctx = JobContext(job)
     with requestcontext.bound(

@@ -2,12 +2,13 @@
 the embedded services when no DATABASE_URL / REDIS_URL is given, and runs the portal, the tests
 or a management command under it.
 
-    python -m dcportal.launcher run              web on 127.0.0.1:8000 + one RQ worker + housekeeping
+    python -m dcportal.launcher run      web on 127.0.0.1:8000, one RQ worker, housekeeping
     python -m dcportal.launcher test [PYTEST ARGS]
     python -m dcportal.launcher manage COMMAND [ARGS]
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,10 +29,11 @@ def log(message):
 class Services:
     """The embedded PostgreSQL and Redis, started only for the URLs the environment lacks."""
 
-    def __init__(self, var_dir):
+    def __init__(self, var_dir, *, ephemeral=False):
         self.var_dir = var_dir
-        self.postgres = embedded.EmbeddedPostgres(var_dir)
-        self.redis = embedded.EmbeddedRedis(var_dir)
+        self.ephemeral = ephemeral
+        self.postgres = embedded.EmbeddedPostgres(var_dir, ephemeral=ephemeral)
+        self.redis = embedded.EmbeddedRedis(var_dir, ephemeral=ephemeral)
         self.started = []
 
     def __enter__(self):
@@ -53,6 +55,8 @@ class Services:
     def __exit__(self, *exc):
         for service in reversed(self.started):
             service.stop()
+        if self.ephemeral:
+            shutil.rmtree(self.var_dir, ignore_errors=True)
         return False
 
 
@@ -92,7 +96,7 @@ def supervise(processes):
     signal.signal(signal.SIGTERM, stop)
     while not stopping and all(p.poll() is None for p in processes.values()):
         time.sleep(0.3)
-    for name, process in processes.items():
+    for process in processes.values():
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 20
@@ -116,14 +120,31 @@ def run(var_dir):
         bind = os.environ.get("DCPORTAL_BIND", "127.0.0.1:8000")
         processes = {
             "web": subprocess.Popen(
-                [PYTHON, "-m", "gunicorn", "dcportal.wsgi", "--bind", bind, "--workers", "2",
-                 "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "10"],
+                [
+                    PYTHON,
+                    "-m",
+                    "gunicorn",
+                    "dcportal.wsgi",
+                    "--bind",
+                    bind,
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--access-logfile",
+                    "-",
+                    "--graceful-timeout",
+                    "10",
+                ],
                 cwd=BASE_DIR,
             ),
-            "worker": subprocess.Popen([*MANAGE, "rqworker", "default", "power", "deploy", "virt",
-                                        "--with-scheduler"], cwd=BASE_DIR),
-            "housekeeping": subprocess.Popen([*MANAGE, "housekeeping", "--every", "30"],
-                                             cwd=BASE_DIR),
+            "worker": subprocess.Popen(
+                [*MANAGE, "rqworker", "default", "power", "deploy", "virt", "--with-scheduler"],
+                cwd=BASE_DIR,
+            ),
+            "housekeeping": subprocess.Popen(
+                [*MANAGE, "housekeeping", "--every", "30"], cwd=BASE_DIR
+            ),
         }
         log(f"portal on http://{bind}/  (Ctrl-C stops everything)")
         return supervise(processes)
@@ -132,8 +153,13 @@ def run(var_dir):
 def test(var_dir, args):
     prepare_environment(var_dir, local=True)
     os.environ.setdefault("DCPORTAL_STATIC_FROM_FINDERS", "1")
-    with Services(var_dir):
-        return subprocess.run([PYTHON, "-m", "pytest", *args], cwd=BASE_DIR).returncode
+    # Without given URLs, every test run gets its own throwaway PostgreSQL and Redis, so runs
+    # in parallel (or beside `make run`) never share a queue or a test database.
+    with Services(var_dir / "test" / str(os.getpid()), ephemeral=True):
+        status = subprocess.run([PYTHON, "-m", "pytest", *args], cwd=BASE_DIR).returncode
+    if status == 5:
+        log("no tests were collected: that is a failure")
+    return status
 
 
 def manage_command(var_dir, args):

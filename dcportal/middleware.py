@@ -30,7 +30,7 @@ def _is_trusted_proxy(address):
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (kept from X-Request-ID when well formed) and records its source."""
+    """Gives every request an id (X-Request-ID when well formed) and records its source."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -39,7 +39,9 @@ class RequestContextMiddleware:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else requestcontext.new_request_id()
         path = request.path_info
-        via = "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "web"
+        via = (
+            "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "web"
+        )
         request.request_id = request_id
         with requestcontext.bound(
             request_id=request_id, source=client_address(request), via=via, token_id=None

@@ -23,9 +23,7 @@ class Tenant(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="tenants"
-    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="tenants")
     groups = models.ManyToManyField(Group, blank=True, related_name="tenants")
     created = models.DateTimeField(auto_now_add=True)
 

@@ -196,8 +196,14 @@ def tenant_ids(user):
 
 def forget(user):
     """Drop the per-object caches after roles, groups or tenants change."""
-    for attr in ("_dcportal_perm_cache", "_dcportal_roles", "_dcportal_tenant_ids",
-                 "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+    for attr in (
+        "_dcportal_perm_cache",
+        "_dcportal_roles",
+        "_dcportal_tenant_ids",
+        "_perm_cache",
+        "_user_perm_cache",
+        "_group_perm_cache",
+    ):
         user.__dict__.pop(attr, None)
 
 

@@ -20,7 +20,8 @@ class RequestContext:
     token_id: int | None = None
 
 
-_current = contextvars.ContextVar("dcportal_request_context", default=RequestContext())
+_EMPTY = RequestContext()
+_current = contextvars.ContextVar("dcportal_request_context", default=_EMPTY)  # noqa: B039 (frozen)
 
 
 def current():

@@ -17,7 +17,7 @@ REDACTED = "********"
 
 
 class SecretStr:
-    """A secret in memory. str(), repr() and templates show it redacted; reveal() gives the value."""
+    """A secret in memory: str(), repr() and templates show it redacted; reveal() gives it."""
 
     __slots__ = ("_value",)
 

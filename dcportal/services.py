@@ -18,7 +18,7 @@ from django.utils import timezone
 from dcportal import audit, rbac
 from dcportal.models import ApiToken, Credential, Role, Tenant
 
-TOKEN_PREFIX = "dcp"
+TOKEN_PREFIX = "dcp"  # noqa: S105 (a marker that makes leaked tokens easy to grep for)
 
 
 def _tenant_of(obj):
@@ -81,17 +81,25 @@ def delete_object(obj, *, user):
 
 # Tenants and membership ---------------------------------------------------------------------
 
+
 def create_tenant(*, user, name, slug, description="", members=(), groups=()):
     return create_object(
-        Tenant, user=user, name=name, slug=slug, description=description,
+        Tenant,
+        user=user,
+        name=name,
+        slug=slug,
+        description=description,
         m2m={"members": members, "groups": groups},
     )
 
 
 # Roles ----------------------------------------------------------------------------------------
 
+
 def _subject_label(subject):
-    return f"group:{subject.name}" if isinstance(subject, Group) else f"user:{subject.get_username()}"
+    return (
+        f"group:{subject.name}" if isinstance(subject, Group) else f"user:{subject.get_username()}"
+    )
 
 
 @transaction.atomic
@@ -102,8 +110,13 @@ def assign_role(*, user, role, subject):
     if relation.filter(pk=subject.pk).exists():
         return False
     relation.add(subject)
-    audit.record(user=user, action="action", verb="assign", obj=role,
-                 extra={"subject": _subject_label(subject)})
+    audit.record(
+        user=user,
+        action="action",
+        verb="assign",
+        obj=role,
+        extra={"subject": _subject_label(subject)},
+    )
     return True
 
 
@@ -114,8 +127,13 @@ def unassign_role(*, user, role, subject):
     if not relation.filter(pk=subject.pk).exists():
         return False
     relation.remove(subject)
-    audit.record(user=user, action="action", verb="unassign", obj=role,
-                 extra={"subject": _subject_label(subject)})
+    audit.record(
+        user=user,
+        action="action",
+        verb="unassign",
+        obj=role,
+        extra={"subject": _subject_label(subject)},
+    )
     return True
 
 
@@ -148,6 +166,7 @@ def revoke_action(*, user, subject, action):
 
 # API tokens -----------------------------------------------------------------------------------
 
+
 def _hash(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -166,8 +185,9 @@ def create_token(*, user, name, owner=None, expires=None, write=True):
         raise ValidationError({"name": "This user already has a token with that name."})
     prefix = pysecrets.token_hex(6)
     key = f"{TOKEN_PREFIX}_{prefix}_{pysecrets.token_urlsafe(32)}"
-    token = ApiToken(user=owner, name=name, prefix=prefix, key_hash=_hash(key),
-                     expires=expires, write=write)
+    token = ApiToken(
+        user=owner, name=name, prefix=prefix, key_hash=_hash(key), expires=expires, write=write
+    )
     _save(token)
     audit.created(user=user, obj=token)
     return token, key
@@ -204,6 +224,7 @@ def authenticate_token(key):
 
 # Credentials ----------------------------------------------------------------------------------
 
+
 def create_credential(*, user, **fields):
     return create_object(Credential, user=user, **fields)
 
@@ -216,6 +237,7 @@ def update_credential(credential, *, user, **fields):
 
 # Users ----------------------------------------------------------------------------------------
 
+
 @transaction.atomic
 def ensure_admin(*, username="admin", password=None):
     """Create the first admin account once. Returns the generated password, or None."""
@@ -223,8 +245,9 @@ def ensure_admin(*, username="admin", password=None):
     if User.objects.filter(username=username).exists():
         return None
     generated = password or pysecrets.token_urlsafe(12)
-    admin = User.objects.create_user(username=username, password=generated,
-                                     is_staff=True, is_superuser=True)
+    admin = User.objects.create_user(
+        username=username, password=generated, is_staff=True, is_superuser=True
+    )
     Role.objects.get(name=rbac.ADMIN).users.add(admin)
     audit.created(user=None, obj=admin)
     return None if password else generated

@@ -32,8 +32,13 @@ def navigation(request):
     if user is None or not user.is_authenticated:
         return {}
     entries = [
-        {"label": label, "url": reverse(name), "active": request.path.startswith(reverse(name))
-         and name != "dashboard" or request.path == reverse(name)}
+        {
+            "label": label,
+            "url": reverse(name),
+            "active": request.path.startswith(reverse(name))
+            and name != "dashboard"
+            or request.path == reverse(name),
+        }
         for label, name, perm in NAVIGATION
         if perm is None or user.has_perm(perm)
     ]
@@ -68,8 +73,11 @@ def job_list(request):
     params = {k: v for k, v in request.GET.items() if v and k != "page"}
     filterset = JobFilterSet(params, queryset=selectors.jobs_for(request.user))
     jobs_page = _page(request, filterset.qs if filterset.is_valid() else Job.objects.none())
-    return render(request, "dcportal/job_list.html",
-                  {"form": form, "page": jobs_page, "errors": filterset.errors})
+    return render(
+        request,
+        "dcportal/job_list.html",
+        {"form": form, "page": jobs_page, "errors": filterset.errors},
+    )
 
 
 def job_detail(request, pk):
@@ -77,8 +85,11 @@ def job_detail(request, pk):
     can_cancel = job.status not in Job.FINISHED and (
         job.user_id == request.user.pk or request.user.has_perm("dcportal.cancel_job")
     )
-    return render(request, "dcportal/job_detail.html",
-                  {"job": job, "log": job.log.all()[:1000], "can_cancel": can_cancel})
+    return render(
+        request,
+        "dcportal/job_detail.html",
+        {"job": job, "log": job.log.all()[:1000], "can_cancel": can_cancel},
+    )
 
 
 @require_POST
@@ -97,8 +108,11 @@ def audit_list(request):
     params = {k: v for k, v in request.GET.items() if v and k != "page"}
     filterset = AuditEventFilterSet(params, queryset=selectors.audit_events_for(request.user))
     events = filterset.qs if filterset.is_valid() else []
-    return render(request, "dcportal/audit_list.html",
-                  {"form": form, "page": _page(request, events), "errors": filterset.errors})
+    return render(
+        request,
+        "dcportal/audit_list.html",
+        {"form": form, "page": _page(request, events), "errors": filterset.errors},
+    )
 
 
 def token_list(request):
@@ -108,8 +122,10 @@ def token_list(request):
     if request.method == "POST" and form.is_valid():
         try:
             token, new_key = services.create_token(
-                user=request.user, name=form.cleaned_data["name"],
-                expires=form.cleaned_data["expires"], write=form.cleaned_data["write"],
+                user=request.user,
+                name=form.cleaned_data["name"],
+                expires=form.cleaned_data["expires"],
+                write=form.cleaned_data["write"],
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
@@ -117,8 +133,9 @@ def token_list(request):
         else:
             form = TokenForm()
     tokens = ApiToken.objects.filter(user=request.user)
-    response = render(request, "dcportal/token_list.html",
-                      {"form": form, "tokens": tokens, "new_key": new_key})
+    response = render(
+        request, "dcportal/token_list.html", {"form": form, "tokens": tokens, "new_key": new_key}
+    )
     response["Cache-Control"] = "no-store"
     return response
 
@@ -133,5 +150,8 @@ def token_revoke(request, pk):
 
 def app_index(request, app_label, title, description):
     """Landing page of an app section until its own pages take over."""
-    return render(request, "dcportal/app_index.html",
-                  {"title": title, "description": description, "app_label": app_label})
+    return render(
+        request,
+        "dcportal/app_index.html",
+        {"title": title, "description": description, "app_label": app_label},
+    )

@@ -11,7 +11,9 @@ urlpatterns = [
         {
             "app_label": "deploy",
             "title": "Deploy",
-            "description": "PXE/iPXE boot, DHCP configurations, install templates and the build state machine.",
+            "description": (
+                "PXE/iPXE boot, DHCP configurations, install templates and the build state machine."
+            ),
         },
         name="index",
     ),

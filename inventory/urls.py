@@ -11,7 +11,10 @@ urlpatterns = [
         {
             "app_label": "inventory",
             "title": "Inventory",
-            "description": "Servers by SMBIOS UUID and serial, their facts, interfaces and IP address management.",
+            "description": (
+                "Servers by SMBIOS UUID and serial, their facts, interfaces and IP "
+                "address management."
+            ),
         },
         name="index",
     ),

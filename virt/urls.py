@@ -11,7 +11,9 @@ urlpatterns = [
         {
             "app_label": "virt",
             "title": "Virtualization",
-            "description": "Xen pools through XenAPI and libvirt hypervisors; VMs are inventory servers too.",
+            "description": (
+                "Xen pools through XenAPI and libvirt hypervisors; VMs are inventory servers too."
+            ),
         },
         name="index",
     ),

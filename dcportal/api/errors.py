@@ -1,7 +1,7 @@
 """One JSON shape for every API error:
 
-    {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {...}},
-     "request_id": "..."}
+{"error": {"status": 400, "code": "invalid", "message": "...", "fields": {...}},
+ "request_id": "..."}
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied

@@ -17,6 +17,9 @@ class StrictFilterBackend(DjangoFilterBackend):
             unknown = sorted(set(request.query_params) - known)
             if unknown:
                 raise ValidationError(
-                    {name: ["Unknown filter. Known: " + ", ".join(sorted(known))] for name in unknown}
+                    {
+                        name: ["Unknown filter. Known: " + ", ".join(sorted(known))]
+                        for name in unknown
+                    }
                 )
         return super().filter_queryset(request, queryset, view)

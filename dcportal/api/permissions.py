@@ -4,8 +4,13 @@ from dcportal.models import ApiToken
 from dcportal.rbac import permission_code
 
 METHOD_ACTIONS = {
-    "GET": "view", "HEAD": "view", "OPTIONS": "view",
-    "POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete",
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
 }
 
 
@@ -13,7 +18,8 @@ def token_allows(request):
     """A read-only token never writes, whatever its owner may do."""
     token = request.auth
     return not (
-        isinstance(token, ApiToken) and not token.write
+        isinstance(token, ApiToken)
+        and not token.write
         and request.method not in permissions.SAFE_METHODS
     )
 

@@ -60,9 +60,7 @@ class RoleSerializer(PortalModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_actions(self, role):
-        return sorted(
-            f"{p.content_type.app_label}.{p.codename}" for p in role.permissions.all()
-        )
+        return sorted(f"{p.content_type.app_label}.{p.codename}" for p in role.permissions.all())
 
 
 class RoleSubjectSerializer(serializers.Serializer):
@@ -81,15 +79,27 @@ class RoleSubjectSerializer(serializers.Serializer):
 
 class ApiTokenSerializer(PortalModelSerializer):
     user = serializers.SlugRelatedField(
-        slug_field="username", queryset=get_user_model().objects.all(), required=False,
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
         help_text="Owner; only an admin may name someone else. Defaults to you.",
     )
     active = serializers.BooleanField(source="is_active", read_only=True)
 
     class Meta:
         model = ApiToken
-        fields = ["id", "user", "name", "prefix", "write", "created", "expires", "last_used",
-                  "revoked", "active"]
+        fields = [
+            "id",
+            "user",
+            "name",
+            "prefix",
+            "write",
+            "created",
+            "expires",
+            "last_used",
+            "revoked",
+            "active",
+        ]
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -105,8 +115,18 @@ class CredentialSerializer(PortalModelSerializer):
 
     class Meta:
         model = Credential
-        fields = ["id", "tenant", "name", "kind", "username", "secret", "has_secret",
-                  "description", "created", "updated"]
+        fields = [
+            "id",
+            "tenant",
+            "name",
+            "kind",
+            "username",
+            "secret",
+            "has_secret",
+            "description",
+            "created",
+            "updated",
+        ]
         extra_kwargs = {"secret": {"required": False}}
 
     def get_has_secret(self, credential) -> bool:
@@ -123,9 +143,23 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = ["id", "time", "actor_name", "actor", "token", "via", "action", "verb",
-                  "object_type", "object_id", "object_repr", "tenant", "changes",
-                  "request_id", "source"]
+        fields = [
+            "id",
+            "time",
+            "actor_name",
+            "actor",
+            "token",
+            "via",
+            "action",
+            "verb",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "tenant",
+            "changes",
+            "request_id",
+            "source",
+        ]
         read_only_fields = fields
 
     def get_object_type(self, event) -> str:
@@ -140,10 +174,32 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "queue", "status", "progress", "message", "params", "result",
-                  "error", "traceback", "object_type", "object_id", "object_repr", "tenant",
-                  "user", "request_id", "cancel_requested", "attempts", "worker_name",
-                  "worker_host", "created", "started", "finished", "duration"]
+        fields = [
+            "id",
+            "kind",
+            "queue",
+            "status",
+            "progress",
+            "message",
+            "params",
+            "result",
+            "error",
+            "traceback",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "tenant",
+            "user",
+            "request_id",
+            "cancel_requested",
+            "attempts",
+            "worker_name",
+            "worker_host",
+            "created",
+            "started",
+            "finished",
+            "duration",
+        ]
         read_only_fields = fields
 
     def get_object_type(self, job) -> str | None:

@@ -16,7 +16,7 @@ from dcportal.filtersets import (
     JobFilterSet,
     TenantFilterSet,
 )
-from dcportal.models import ApiToken, Credential, Job, Role, Tenant
+from dcportal.models import ApiToken, Credential, Role, Tenant
 
 
 class ScopedViewSet(viewsets.GenericViewSet):
@@ -97,15 +97,21 @@ class RoleViewSet(viewsets.ReadOnlyModelViewSet, ScopedViewSet):
         role = self.get_object()
         subject = s.RoleSubjectSerializer(data=request.data)
         subject.is_valid(raise_exception=True)
-        service(user=request.user, role=role,
-                subject=subject.validated_data.get("user") or subject.validated_data.get("group"))
+        service(
+            user=request.user,
+            role=role,
+            subject=subject.validated_data.get("user") or subject.validated_data.get("group"),
+        )
         role = self.get_queryset().get(pk=role.pk)
         return Response(s.RoleSerializer(role, context=self.get_serializer_context()).data)
 
 
 class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.DestroyModelMixin, viewsets.GenericViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Your API tokens (all tokens for an admin). DELETE revokes; the row stays for the audit."""
 
@@ -124,8 +130,11 @@ class ApiTokenViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         token, key = services.create_token(
-            user=request.user, owner=data.get("user"), name=data["name"],
-            expires=data.get("expires"), write=data.get("write", True),
+            user=request.user,
+            owner=data.get("user"),
+            name=data["name"],
+            expires=data.get("expires"),
+            write=data.get("write", True),
         )
         token.key = key
         body = s.ApiTokenCreatedSerializer(token, context=self.get_serializer_context()).data

@@ -16,7 +16,8 @@ class PortalCommand(BaseCommand):
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.add_argument(
-            "--user", default=os.environ.get("DCPORTAL_USER", "admin"),
+            "--user",
+            default=os.environ.get("DCPORTAL_USER", "admin"),
             help="Portal user to act as (default: $DCPORTAL_USER or admin).",
         )
         return parser

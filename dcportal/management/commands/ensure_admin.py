@@ -15,7 +15,9 @@ class Command(BaseCommand):
         with requestcontext.cli_context():
             generated = services.ensure_admin(password=os.environ.get("DCPORTAL_ADMIN_PASSWORD"))
         if generated:
-            self.stdout.write(self.style.WARNING(
-                f"Created the admin account.\n    username: admin\n    password: {generated}\n"
-                "This password is shown once; change it after logging in."
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Created the admin account.\n    username: admin\n    password: {generated}\n"
+                    "This password is shown once; change it after logging in."
+                )
+            )

@@ -10,8 +10,12 @@ class Command(BaseCommand):
     help = "Periodic upkeep: fail jobs whose worker died, re-enqueue jobs Redis lost."
 
     def add_arguments(self, parser):
-        parser.add_argument("--every", type=float, default=0,
-                            help="Repeat every N seconds until stopped (default: once)")
+        parser.add_argument(
+            "--every",
+            type=float,
+            default=0,
+            help="Repeat every N seconds until stopped (default: once)",
+        )
 
     def handle(self, *args, every, **options):
         while True:

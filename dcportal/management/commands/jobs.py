@@ -20,11 +20,18 @@ class Command(PortalCommand):
         parser.add_argument("--status", choices=[s.value for s in Job.Status])
         parser.add_argument("--kind")
         parser.add_argument("--limit", type=int, default=20)
-        parser.add_argument("--follow", type=int, metavar="ID",
-                            help="Show progress and log of job ID until it finishes")
+        parser.add_argument(
+            "--follow",
+            type=int,
+            metavar="ID",
+            help="Show progress and log of job ID until it finishes",
+        )
         parser.add_argument("--cancel", type=int, metavar="ID")
-        parser.add_argument("--ping", action="store_true",
-                            help="Enqueue a worker self-test job (use with --follow-new)")
+        parser.add_argument(
+            "--ping",
+            action="store_true",
+            help="Enqueue a worker self-test job (use with --follow-new)",
+        )
         parser.add_argument("--queue", default="default")
         parser.add_argument("--seconds", type=float, default=2.0, help="Length of --ping")
         parser.add_argument("--json", action="store_true", help="Machine-readable list")
@@ -35,15 +42,21 @@ class Command(PortalCommand):
         if options["cancel"]:
             job = self.find(visible, options["cancel"])
             job = jobs.cancel(job, user=user)
-            self.stdout.write(f"job {job.pk}: {job.status}"
-                              f"{' (cancel requested)' if job.status == 'running' else ''}")
+            self.stdout.write(
+                f"job {job.pk}: {job.status}"
+                f"{' (cancel requested)' if job.status == 'running' else ''}"
+            )
             return
         if options["ping"]:
             from django.db import transaction
 
             with transaction.atomic():
-                job = jobs.enqueue("dcportal.ping", user=user, queue=options["queue"],
-                                   params={"seconds": options["seconds"]})
+                job = jobs.enqueue(
+                    "dcportal.ping",
+                    user=user,
+                    queue=options["queue"],
+                    params={"seconds": options["seconds"]},
+                )
             self.stdout.write(f"job {job.pk} queued on {options['queue']}")
             options["follow"] = job.pk
         if options["follow"]:
@@ -57,8 +70,9 @@ class Command(PortalCommand):
         if options["json"]:
             self.stdout.write(json.dumps([self.as_dict(j) for j in rows], indent=2))
             return
-        self.stdout.write(f"{'ID':>6}  {'STATUS':9} {'PROG':>4}  {'QUEUE':8} {'KIND':24} "
-                          f"{'OBJECT':24} CREATED")
+        self.stdout.write(
+            f"{'ID':>6}  {'STATUS':9} {'PROG':>4}  {'QUEUE':8} {'KIND':24} {'OBJECT':24} CREATED"
+        )
         for job in rows:
             self.stdout.write(
                 f"{job.pk:>6}  {job.status:9} {job.progress:>3}%  {job.queue:8} {job.kind:24} "
@@ -96,7 +110,13 @@ class Command(PortalCommand):
 
     def as_dict(self, job):
         return {
-            "id": job.pk, "kind": job.kind, "queue": job.queue, "status": job.status,
-            "progress": job.progress, "message": job.message, "object": job.object_repr,
-            "created": job.created.isoformat(), "error": job.error,
+            "id": job.pk,
+            "kind": job.kind,
+            "queue": job.queue,
+            "status": job.status,
+            "progress": job.progress,
+            "message": job.message,
+            "object": job.object_repr,
+            "created": job.created.isoformat(),
+            "error": job.error,
         }

@@ -14,8 +14,12 @@ class Command(PortalCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("operation", nargs="?", default="list",
-                            choices=["list", "show", "assign", "unassign", "grant", "revoke"])
+        parser.add_argument(
+            "operation",
+            nargs="?",
+            default="list",
+            choices=["list", "show", "assign", "unassign", "grant", "revoke"],
+        )
         parser.add_argument("name", nargs="?", help="Role name, or an action app_label.codename")
         parser.add_argument("--to-user", help="The user to assign to / grant to")
         parser.add_argument("--to-group", help="The group to assign to")
@@ -33,8 +37,9 @@ class Command(PortalCommand):
                 raise CommandError("single actions are granted to a user: --to-user NAME")
             service = services.grant_action if operation == "grant" else services.revoke_action
             service(user=actor, subject=self.subject(to_user, None), action=name)
-            self.stdout.write(f"{operation}ed {name} {'to' if operation == 'grant' else 'from'} "
-                              f"{to_user}")
+            self.stdout.write(
+                f"{operation}ed {name} {'to' if operation == 'grant' else 'from'} {to_user}"
+            )
             return
         subject = self.subject(to_user, to_group)
         service = services.assign_role if operation == "assign" else services.unassign_role
@@ -56,8 +61,9 @@ class Command(PortalCommand):
                 return get_user_model().objects.get(username=to_user)
             return Group.objects.get(name=to_group)
         except (Group.DoesNotExist, get_user_model().DoesNotExist):
-            raise CommandError(f"no such {'user' if to_user else 'group'}: "
-                               f"{to_user or to_group}") from None
+            raise CommandError(
+                f"no such {'user' if to_user else 'group'}: {to_user or to_group}"
+            ) from None
 
     def list_roles(self):
         for role in Role.objects.prefetch_related("users", "groups"):

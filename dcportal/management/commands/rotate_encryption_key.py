@@ -13,9 +13,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--reencrypt-only", action="store_true",
-                            help="Do not add a key; re-encrypt with the current first key "
-                                 "(after changing DCPORTAL_ENCRYPTION_KEYS yourself)")
+        parser.add_argument(
+            "--reencrypt-only",
+            action="store_true",
+            help="Do not add a key; re-encrypt with the current first key "
+            "(after changing DCPORTAL_ENCRYPTION_KEYS yourself)",
+        )
 
     def handle(self, *args, reencrypt_only, **options):
         if not reencrypt_only:
@@ -46,4 +49,3 @@ class Command(BaseCommand):
         path.write_text(Fernet.generate_key().decode() + "\n" + existing)
         path.chmod(0o600)
         self.stdout.write(f"added a new key to {path}")
-

@@ -9,8 +9,10 @@ from dcportal.models import Tenant
 
 
 class Command(PortalCommand):
-    help = "Tenants: tenants list | tenants create NAME [--slug S] | tenants add-member SLUG USER " \
-           "| tenants remove-member SLUG USER"
+    help = (
+        "Tenants: tenants list | tenants create NAME [--slug S] | tenants add-member SLUG USER "
+        "| tenants remove-member SLUG USER"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("operation", choices=["list", "create", "add-member", "remove-member"])
@@ -30,9 +32,9 @@ class Command(PortalCommand):
         if operation == "create":
             if len(words) != 1:
                 raise CommandError("tenants create NAME")
-            tenant = services.create_tenant(user=actor, name=words[0],
-                                            slug=slug or slugify(words[0]),
-                                            description=description)
+            tenant = services.create_tenant(
+                user=actor, name=words[0], slug=slug or slugify(words[0]), description=description
+            )
             self.stdout.write(f"created tenant {tenant.slug}")
             return
         if len(words) != 2:
@@ -50,5 +52,7 @@ class Command(PortalCommand):
         else:
             members.discard(member.pk)
         services.update_object(tenant, user=actor, m2m={"members": sorted(members)})
-        self.stdout.write(f"{tenant.slug}: members now "
-                          f"{', '.join(tenant.members.values_list('username', flat=True)) or '-'}")
+        self.stdout.write(
+            f"{tenant.slug}: members now "
+            f"{', '.join(tenant.members.values_list('username', flat=True)) or '-'}"
+        )

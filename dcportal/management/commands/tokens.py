@@ -10,8 +10,10 @@ from dcportal.models import ApiToken
 
 
 class Command(PortalCommand):
-    help = "API tokens: tokens list | tokens create NAME [--owner U] [--days N] [--read-only] " \
-           "| tokens revoke ID"
+    help = (
+        "API tokens: tokens list | tokens create NAME [--owner U] [--days N] [--read-only] "
+        "| tokens revoke ID"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("operation", choices=["list", "create", "revoke"])
@@ -29,12 +31,16 @@ class Command(PortalCommand):
             for token in tokens:
                 state = "revoked" if token.revoked else "active" if token.is_active else "expired"
                 expires = f"{token.expires:%Y-%m-%d}" if token.expires else "never"
-                self.stdout.write(f"{token.pk:>5} {token.user.username:15} {token.name:20} "
-                                  f"{token.prefix} {'rw' if token.write else 'ro'} "
-                                  f"expires {expires:10} {state}")
+                self.stdout.write(
+                    f"{token.pk:>5} {token.user.username:15} {token.name:20} "
+                    f"{token.prefix} {'rw' if token.write else 'ro'} "
+                    f"expires {expires:10} {state}"
+                )
             return
         if not name:
-            raise CommandError(f"tokens {operation} needs a {'name' if operation == 'create' else 'token id'}")
+            raise CommandError(
+                f"tokens {operation} needs a {'name' if operation == 'create' else 'token id'}"
+            )
         if operation == "create":
             owner_user = None
             if owner:
@@ -43,10 +49,13 @@ class Command(PortalCommand):
                 except get_user_model().DoesNotExist:
                     raise CommandError(f"no user {owner!r}") from None
             expires = timezone.now() + timedelta(days=days) if days else None
-            token, key = services.create_token(user=actor, owner=owner_user, name=name,
-                                               expires=expires, write=not read_only)
-            self.stdout.write(f"token {token.pk} for {token.user.username}: {key}\n"
-                              "(shown once; it is stored only as a hash)")
+            token, key = services.create_token(
+                user=actor, owner=owner_user, name=name, expires=expires, write=not read_only
+            )
+            self.stdout.write(
+                f"token {token.pk} for {token.user.username}: {key}\n"
+                "(shown once; it is stored only as a hash)"
+            )
             return
         try:
             token = tokens.get(pk=int(name))

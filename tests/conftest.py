@@ -1,0 +1,61 @@
+"""Shared fixtures. The database is the real PostgreSQL of DATABASE_URL (pytest-django makes a
+test_ database beside it); queues are the real Redis of REDIS_URL."""
+
+import django_rq
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from dcportal import rbac, services
+from dcportal.models import Role, Tenant
+
+
+@pytest.fixture(autouse=True)
+def _empty_queues(request):
+    """Each test starts with empty RQ queues (only tests that touch the database use Redis)."""
+    if "django_db" in {m.name for m in request.node.iter_markers()}:
+        for name in settings.JOB_QUEUES:
+            django_rq.get_queue(name).empty()
+    yield
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username, *, roles=(), tenants=(), password="correct horse battery", **extra):
+        user = django_user_model.objects.create_user(username=username, password=password, **extra)
+        for name in roles:
+            Role.objects.get(name=name).users.add(user)
+        for tenant in tenants:
+            tenant.members.add(user)
+        rbac.forget(user)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("root", roles=[rbac.ADMIN])
+
+
+@pytest.fixture
+def tenants(db):
+    return (
+        Tenant.objects.create(name="Acme", slug="acme"),
+        Tenant.objects.create(name="Globex", slug="globex"),
+    )
+
+
+@pytest.fixture
+def api():
+    """An API client; `api.as_user(u)` authenticates with a fresh token of that user."""
+    client = APIClient()
+
+    def as_user(user, write=True):
+        _, key = services.create_token(user=user, name=f"t{Tenant.objects.count()}-{user.pk}-"
+                                       f"{user.api_tokens.count()}", write=write)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    client.as_user = as_user
+    return client
