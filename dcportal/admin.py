@@ -1,8 +1,29 @@
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django_rq.admin import QueueAdmin
+from django_rq.models import Dashboard
 
-from dcportal import audit
+from dcportal import audit, rbac
 from dcportal.models import ApiToken, AuditEvent, Credential, Job, JobLog, Role, Tenant, User
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """Lets in whoever PortalAdminSite.has_permission lets in: the admin role, not is_staff."""
+
+    def confirm_login_allowed(self, user):
+        AuthenticationForm.confirm_login_allowed(self, user)
+        if not rbac.is_global(user):
+            raise ValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+
+
+admin.site.login_form = AdminLoginForm
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -129,3 +150,19 @@ class JobAdmin(ReadOnlyAdmin):
 class JobLogAdmin(ReadOnlyAdmin):
     list_display = ["job", "time", "level", "message"]
     list_filter = ["level"]
+
+
+class AdminOnlyQueueAdmin(QueueAdmin):
+    """django-rq's queue dashboard with every view, its stats.json included, behind this
+    site's admin check: queue counts span all tenants."""
+
+    def get_urls(self):
+        patterns = super().get_urls()
+        for pattern in patterns:
+            pattern.callback = self.admin_site.admin_view(pattern.callback)
+        return patterns
+
+
+if admin.site.is_registered(Dashboard):
+    admin.site.unregister(Dashboard)
+admin.site.register(Dashboard, AdminOnlyQueueAdmin)

@@ -207,7 +207,8 @@ def revoke_token(*, user, token):
 
 def authenticate_token(key):
     """The active token for `key` (its owner active too), or None. Constant-time comparison."""
-    parts = key.split("_")
+    # The random part is urlsafe base64 and may itself contain "_": split off two fields only.
+    parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
     token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()

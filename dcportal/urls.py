@@ -10,7 +10,7 @@ from dcportal.api.urls import api_urlpatterns
 # A test walks every URL pattern and fails on any other that answers an anonymous client.
 PUBLIC_URL_NAMES = frozenset()
 # The pages that log a user in are public by nature.
-AUTHENTICATION_URL_NAMES = frozenset({"login"})
+AUTHENTICATION_URL_NAMES = frozenset({"login", "admin:login"})
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),

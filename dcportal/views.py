@@ -1,5 +1,6 @@
 """Portal pages of the platform: dashboard, jobs, audit, API tokens."""
 
+import json
 from datetime import timedelta
 
 from django.contrib import messages
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_POST
 from dcportal import jobs, rbac, selectors, services
 from dcportal.filtersets import AuditEventFilterSet, JobFilterSet
 from dcportal.forms import AuditFilterForm, JobFilterForm, TokenForm
-from dcportal.models import ApiToken, Job
+from dcportal.models import ApiToken, Job, Tenant
 
 NAVIGATION = (
     ("Dashboard", "dashboard", None),
@@ -63,7 +64,10 @@ def dashboard(request):
         "failed_24h": my_jobs.filter(status=Job.Status.FAILED, finished__gte=since).count(),
         "recent_jobs": my_jobs[:8],
         "recent_events": selectors.audit_events_for(user)[:10],
-        "tenants": rbac.tenant_ids(user),
+        "all_tenants": rbac.is_global(user),
+        "tenant_count": Tenant.objects.count()
+        if rbac.is_global(user)
+        else len(rbac.tenant_ids(user)),
     }
     return render(request, "dcportal/dashboard.html", context)
 
@@ -88,7 +92,12 @@ def job_detail(request, pk):
     return render(
         request,
         "dcportal/job_detail.html",
-        {"job": job, "log": job.log.all()[:1000], "can_cancel": can_cancel},
+        {
+            "job": job,
+            "result": None if job.result is None else json.dumps(job.result, indent=2),
+            "log": job.log.all()[:1000],
+            "can_cancel": can_cancel,
+        },
     )
 
 

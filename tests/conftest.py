@@ -19,6 +19,12 @@ def _empty_queues(request):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """The production hasher costs ~1 s per user on purpose; tests hash many users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username, *, roles=(), tenants=(), password="correct horse battery", **extra):
@@ -52,8 +58,11 @@ def api():
     client = APIClient()
 
     def as_user(user, write=True):
-        _, key = services.create_token(user=user, name=f"t{Tenant.objects.count()}-{user.pk}-"
-                                       f"{user.api_tokens.count()}", write=write)
+        _, key = services.create_token(
+            user=user,
+            name=f"t{Tenant.objects.count()}-{user.pk}-{user.api_tokens.count()}",
+            write=write,
+        )
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
         return client
 

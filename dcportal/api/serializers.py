@@ -100,6 +100,9 @@ class ApiTokenSerializer(PortalModelSerializer):
             "revoked",
             "active",
         ]
+        # The owner defaults to the requester, so a UniqueTogetherValidator on (user, name) would
+        # wrongly demand `user`; services.create_token checks the name per owner instead.
+        validators = []
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):

@@ -1,11 +1,20 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from dcportal.api import views
+from dcportal.api.permissions import Authenticated
+
+
+class RootView(APIRootView):
+    """The API's index of links: any logged-in user (ActionPermission needs a model)."""
+
+    permission_classes = [Authenticated]
+
 
 router = DefaultRouter()
+router.APIRootView = RootView
 router.register("tenants", views.TenantViewSet, basename="tenant")
 router.register("roles", views.RoleViewSet, basename="role")
 router.register("tokens", views.ApiTokenViewSet, basename="apitoken")

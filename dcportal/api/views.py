@@ -119,9 +119,13 @@ class ApiTokenViewSet(
     filterset_class = ApiTokenFilterSet
     permission_classes = [Authenticated]
 
+    queryset = ApiToken.objects.none()  # for the schema generator; requests use get_queryset
+
     def get_queryset(self):
         tokens = ApiToken.objects.select_related("user")
         user = self.request.user
+        if not user.is_authenticated:
+            return tokens.none()
         return tokens if rbac.is_global(user) else tokens.filter(user=user)
 
     @extend_schema(responses={201: s.ApiTokenCreatedSerializer})
