@@ -7,10 +7,11 @@ from django_rq.admin import QueueAdmin
 from django_rq.models import Dashboard
 
 from dcportal import audit, rbac
+from dcportal.login import LockoutMixin
 from dcportal.models import ApiToken, AuditEvent, Credential, Job, JobLog, Role, Tenant, User
 
 
-class AdminLoginForm(AdminAuthenticationForm):
+class AdminLoginForm(LockoutMixin, AdminAuthenticationForm):
     """Lets in whoever PortalAdminSite.has_permission lets in: the admin role, not is_staff."""
 
     def confirm_login_allowed(self, user):

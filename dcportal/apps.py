@@ -15,8 +15,9 @@ class DcportalConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
-        from dcportal import checks  # noqa: F401  (registers system checks)
+        from dcportal import checks, login  # noqa: F401  (checks registers system checks)
 
+        login.connect()
         # Every app's job kinds are registered wherever jobs run (web and workers alike).
         autodiscover_modules("jobs")
         post_migrate.connect(_sync_roles, dispatch_uid="dcportal_sync_roles")

@@ -24,6 +24,12 @@ def _redacted_fields(model):
     return names
 
 
+def _bookkeeping_fields(model):
+    # auto_now timestamps move on every save: they say when, which the event itself records,
+    # and left in the diff they would make every no-op save look like a change.
+    return {f.name for f in model._meta.concrete_fields if getattr(f, "auto_now", False)}
+
+
 def _plain(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -58,8 +64,9 @@ def snapshot(instance, m2m=True):
 def diff(model, before, after):
     """{field: [old, new]} for the fields that differ; secrets appear only as redacted."""
     redact = _redacted_fields(model)
+    skip = _bookkeeping_fields(model)
     changes = {}
-    for name in sorted(set(before) | set(after)):
+    for name in sorted((set(before) | set(after)) - skip):
         old, new = before.get(name), after.get(name)
         if old == new:
             continue
@@ -73,9 +80,14 @@ def diff(model, before, after):
     return changes
 
 
+def _model_of(instance):
+    # Not type(): request.user is a SimpleLazyObject, and _meta sees through such wrappers.
+    return instance._meta.model
+
+
 def tenant_id_of(instance):
     """The tenant id the object belongs to (for audit scoping), or None for global objects."""
-    path = getattr(type(instance), "tenancy", None)
+    path = getattr(_model_of(instance), "tenancy", None)
     if path is None:
         return None
     if path == "self":
@@ -93,7 +105,7 @@ def record(*, user, action, obj, before=None, after=None, verb="", extra=None):
     from dcportal.models import AuditEvent
 
     ctx = requestcontext.current()
-    model = type(obj)
+    model = _model_of(obj)
     changes = diff(model, before or {}, after or {})
     if extra:
         changes.update({key: _plain(value) for key, value in extra.items()})
@@ -141,7 +153,7 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             after = snapshot(self.obj)
-            if self.verb or diff(type(self.obj), self.before, after):
+            if self.verb or diff(_model_of(self.obj), self.before, after):
                 record(
                     user=self.user,
                     action="action" if self.verb else "update",

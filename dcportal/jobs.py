@@ -6,12 +6,14 @@ RQ only ever runs `execute(job_id)`; the function registered for the job's kind 
 JobContext (progress, log, cancellation) and the job's JSON params, which hold ids, not objects.
 """
 
+import contextlib
 import logging
 import os
 import socket
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import django_rq
 from django.conf import settings
@@ -22,7 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.worker import Worker
 
-from dcportal import audit, requestcontext
+from dcportal import audit, rbac, requestcontext
 from dcportal.models import Job, JobLog
 
 logger = logging.getLogger(__name__)
@@ -87,8 +89,15 @@ class JobContext:
             raise JobCancelled()
 
 
+def workers(queue_name):
+    """The live RQ workers listening on a queue (a dead one drops out when its key expires)."""
+    return Worker.all(queue=queue_for(queue_name))
+
+
 def queue_for(name):
-    return django_rq.get_queue(name)
+    # This module decides when a job reaches Redis (on_commit in enqueue); django_rq's own
+    # default ("on_db_commit") would defer a push made inside any atomic block once more.
+    return django_rq.get_queue(name, commit_mode="auto")
 
 
 def enqueue(kind, *, user=None, obj=None, params=None, queue=None, title=""):
@@ -97,10 +106,14 @@ def enqueue(kind, *, user=None, obj=None, params=None, queue=None, title=""):
         spec = _KINDS[kind]
     except KeyError:
         raise ValueError(f"unknown job kind {kind!r}") from None
+    queue = queue or spec.queue
+    if queue not in settings.JOB_QUEUES:
+        # Checked now: after commit the push would fail where no caller sees it.
+        raise ValueError(f"unknown queue {queue!r}; queues are {settings.JOB_QUEUES}")
     ctx = requestcontext.current()
     job = Job.objects.create(
         kind=kind,
-        queue=queue or spec.queue,
+        queue=queue,
         params=params or {},
         user=user if user is not None and user.is_authenticated else None,
         content_type=ContentType.objects.get_for_model(obj) if obj is not None else None,
@@ -180,7 +193,18 @@ def execute(job_id):
                 traceback=traceback.format_exc(),
             )
         else:
-            _finish(job, Job.Status.SUCCEEDED, result=result, progress=100)
+            try:
+                _finish(job, Job.Status.SUCCEEDED, result=result, progress=100)
+            except (TypeError, ValueError) as exc:
+                # A result the JSON column cannot hold must not escape to RQ: the row would
+                # stay "running" until the reaper took it for a dead worker.
+                logger.exception("job %s (%s) returned an unstorable result", job.pk, job.kind)
+                _finish(
+                    job,
+                    Job.Status.FAILED,
+                    error=f"The job's result could not be stored: {exc}",
+                    traceback=traceback.format_exc(),
+                )
     close_old_connections()
     return job.pk
 
@@ -194,7 +218,12 @@ def _finish(job, status, **fields):
 
 @transaction.atomic
 def cancel(job, *, user):
-    """Cancel a queued job at once; ask a running one to stop at its next progress report."""
+    """Cancel a queued job at once; ask a running one to stop at its next progress report.
+
+    Anyone may cancel their own jobs; another user's takes the cancel_job action. (The caller
+    has already scoped `job` to what the user may see.)"""
+    if job.user_id != user.pk:
+        rbac.require(user, "dcportal.cancel_job")
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status in Job.FINISHED:
         return job
@@ -212,10 +241,8 @@ def cancel(job, *, user):
 
 def _drop_from_queue(job):
     queue = queue_for(job.queue)
-    try:
+    with contextlib.suppress(NoSuchJobError):
         RQJob.fetch(job.rq_id, connection=queue.connection).cancel()
-    except NoSuchJobError:
-        pass
 
 
 def _pid_alive(pid):
@@ -225,14 +252,19 @@ def _pid_alive(pid):
         return False
     except PermissionError:
         return True
-    return True
+    # A killed work horse is orphaned (RQ forks it into its own session) and stays a zombie
+    # until init reaps it, which a container's init may never do: a zombie is dead.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _worker_gone(job, connection):
     """True when the process running `job` is known to be dead."""
-    if job.worker_host == HOSTNAME and job.worker_pid:
-        if not _pid_alive(job.worker_pid):
-            return True
+    if job.worker_host == HOSTNAME and job.worker_pid and not _pid_alive(job.worker_pid):
+        return True
     if job.worker_name:
         # RQ keeps a worker's key alive by heartbeat; it expires when the worker died elsewhere.
         key = Worker.redis_worker_namespace_prefix + job.worker_name

@@ -10,7 +10,7 @@ import os
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 
 REDACTED = "********"
@@ -94,7 +94,13 @@ def decrypt(token):
 
 def rotate(token):
     """Re-encrypt a stored token under the newest key."""
-    return fernet().rotate(token.encode()).decode()
+    try:
+        return fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            "A stored secret cannot be decrypted with any configured key, so it cannot be "
+            "re-encrypted (was a key removed too early?)."
+        ) from None
 
 
 class Ciphertext(str):
@@ -123,15 +129,27 @@ class EncryptedTextField(models.TextField):
         # Fixtures and dumpdata never carry secrets.
         return REDACTED
 
+    def validate(self, value, model_instance):
+        # A SecretStr never equals "", so Django's own blank check would let an empty one pass.
+        if isinstance(value, SecretStr) and not value:
+            value = ""
+        super().validate(value, model_instance)
+
     def formfield(self, **kwargs):
         from dcportal.forms import SecretFormField
 
-        return SecretFormField(required=not self.blank, label=self.verbose_name.capitalize())
+        # Never required by the form itself: an edit form must accept an empty box (keep the
+        # stored secret); save_form_data refuses an empty one where nothing is stored yet.
+        return SecretFormField(required=False, label=self.verbose_name.capitalize())
 
     def save_form_data(self, instance, data):
-        # An empty password box on an edit form keeps the stored secret.
-        if data in (None, "") and getattr(instance, self.attname):
-            return
+        if data in (None, ""):
+            if getattr(instance, self.attname):
+                return  # an empty password box on an edit form keeps the stored secret
+            if not self.blank:
+                # ModelForm skips model validation of empty fields its form does not require;
+                # a ValidationError here lands on the form field instead.
+                raise ValidationError({self.name: self.error_messages["blank"]}, code="blank")
         super().save_form_data(instance, data)
 
 

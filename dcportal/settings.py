@@ -143,6 +143,17 @@ RQ_QUEUES = {
 # after this many seconds.
 JOB_REQUEUE_AFTER = int(os.environ.get("DCPORTAL_JOB_REQUEUE_AFTER", "60"))
 
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "dcportal",
+    }
+}
+# Failed log-ins per account and per source address before log-in is refused for a while.
+LOGIN_MAX_FAILURES = int(os.environ.get("DCPORTAL_LOGIN_MAX_FAILURES", "10"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("DCPORTAL_LOGIN_LOCKOUT_SECONDS", "900"))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

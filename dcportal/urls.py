@@ -5,6 +5,7 @@ from django.urls import include, path
 from dcportal import views
 from dcportal.api import urls as api_urls
 from dcportal.api.urls import api_urlpatterns
+from dcportal.login import PortalLoginForm
 
 # URL names reachable without login, each with its own check (boot files, install callbacks).
 # A test walks every URL pattern and fails on any other that answers an anonymous client.
@@ -14,7 +15,13 @@ AUTHENTICATION_URL_NAMES = frozenset({"login", "admin:login"})
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=PortalLoginForm
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/<int:pk>/", views.job_detail, name="job"),

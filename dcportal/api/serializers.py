@@ -13,6 +13,8 @@ class SecretField(serializers.CharField):
 
     def __init__(self, **kwargs):
         kwargs["write_only"] = True
+        # Blank means "keep the stored secret" on update; creation refuses it in validate().
+        kwargs.setdefault("allow_blank", True)
         kwargs.setdefault("style", {"input_type": "password"})
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)

@@ -1,7 +1,8 @@
 import time
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
+from redis.exceptions import RedisError
 
 from dcportal import jobs
 
@@ -19,7 +20,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, every, **options):
         while True:
-            failed, requeued = jobs.reap()
+            try:
+                failed, requeued = jobs.reap()
+            except (DatabaseError, RedisError) as exc:
+                if not every:
+                    raise
+                # Ride out a database or Redis outage: under `make run` the launcher stops the
+                # whole portal as soon as any of its processes exits.
+                self.stderr.write(f"housekeeping: {type(exc).__name__}: {exc}; trying again")
+                failed, requeued = [], []
             for job_id in failed:
                 self.stdout.write(f"job {job_id}: worker died, marked failed")
             for job_id in requeued:

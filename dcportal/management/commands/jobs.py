@@ -1,7 +1,9 @@
 import json
 import time
 
+from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from dcportal import jobs, selectors
 from dcportal.management.base import PortalCommand
@@ -30,10 +32,16 @@ class Command(PortalCommand):
         parser.add_argument(
             "--ping",
             action="store_true",
-            help="Enqueue a worker self-test job (use with --follow-new)",
+            help="Enqueue a worker self-test job and follow it",
         )
-        parser.add_argument("--queue", default="default")
+        parser.add_argument("--queue", default="default", choices=settings.JOB_QUEUES)
         parser.add_argument("--seconds", type=float, default=2.0, help="Length of --ping")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=0,
+            help="Stop following after N seconds (the job goes on); --ping: its length + 60",
+        )
         parser.add_argument("--json", action="store_true", help="Machine-readable list")
 
     def handle(self, *args, **options):
@@ -47,9 +55,14 @@ class Command(PortalCommand):
                 f"{' (cancel requested)' if job.status == 'running' else ''}"
             )
             return
+        timeout = options["timeout"]
         if options["ping"]:
-            from django.db import transaction
-
+            # Without a worker the self-test would wait forever for a job nobody takes.
+            if not jobs.workers(options["queue"]):
+                raise CommandError(
+                    f"no worker is listening on queue {options['queue']!r}: start one with "
+                    f"`manage.py rqworker {options['queue']}` (`make run` starts one)"
+                )
             with transaction.atomic():
                 job = jobs.enqueue(
                     "dcportal.ping",
@@ -59,8 +72,9 @@ class Command(PortalCommand):
                 )
             self.stdout.write(f"job {job.pk} queued on {options['queue']}")
             options["follow"] = job.pk
+            timeout = timeout or options["seconds"] + 60
         if options["follow"]:
-            return self.follow(visible, options["follow"])
+            return self.follow(visible, options["follow"], timeout=timeout)
         listing = visible
         if options["status"]:
             listing = listing.filter(status=options["status"])
@@ -85,8 +99,9 @@ class Command(PortalCommand):
         except Job.DoesNotExist:
             raise CommandError(f"no job {job_id}") from None
 
-    def follow(self, visible, job_id, interval=0.5):
+    def follow(self, visible, job_id, interval=0.5, timeout=0):
         job = self.find(visible, job_id)
+        deadline = time.monotonic() + timeout if timeout else None
         last_line, last_state = 0, None
         while True:
             for line in job.log.filter(pk__gt=last_line):
@@ -99,6 +114,11 @@ class Command(PortalCommand):
                 last_state = state
             if job.status in FINISHED:
                 break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise CommandError(
+                    f"job {job.pk} is still {job.status} after {timeout:g} s; it goes on "
+                    f"(`jobs --follow {job.pk}` to watch it again)"
+                )
             time.sleep(interval)
             job.refresh_from_db()
         if job.status == Job.Status.FAILED:

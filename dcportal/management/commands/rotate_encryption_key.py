@@ -2,6 +2,8 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from dcportal import secrets
 
@@ -27,9 +29,14 @@ class Command(BaseCommand):
         total = 0
         with transaction.atomic():
             for model, field in secrets.encrypted_fields():
-                rows = model._base_manager.exclude(**{f"{field.attname}__isnull": True})
-                for pk, token in rows.values_list("pk", field.attname).iterator():
-                    # values_list bypasses from_db_value: raw Fernet tokens in and out.
+                # Read through a plain-text Cast: the field's own from_db_value would decrypt
+                # (values_list applies it too), and rotation needs the Fernet tokens as stored.
+                rows = (
+                    model._base_manager.exclude(**{f"{field.attname}__isnull": True})
+                    .annotate(stored_token=Cast(field.attname, output_field=TextField()))
+                    .values_list("pk", "stored_token")
+                )
+                for pk, token in rows.iterator():
                     model._base_manager.filter(pk=pk).update(
                         **{field.attname: secrets.Ciphertext(secrets.rotate(token))}
                     )
