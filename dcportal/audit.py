@@ -68,7 +68,8 @@ def diff(model, before, after):
     changes = {}
     for name in sorted((set(before) | set(after)) - skip):
         old, new = before.get(name), after.get(name)
-        if old == new:
+        if old == new or (name not in before and new in (None, "", [], {})):
+            # Unchanged, or empty on creation: nothing worth reading in the trail.
             continue
         if name in redact:
             changes[name] = [

@@ -62,3 +62,23 @@
 
   if (finished.indexOf(root.dataset.status) === -1) { setTimeout(poll, 1000); }
 })();
+
+// Job lists: while a listed job is queued or running, refresh the rows every two seconds.
+(function () {
+  "use strict";
+  var table = document.querySelector("[data-live-jobs]");
+  if (!table) { return; }
+  function busy(root) { return root.querySelector(".badge-queued, .badge-running") !== null; }
+  function refresh() {
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html")
+          .querySelector("[data-live-jobs] tbody");
+        if (fresh) { table.replaceChild(document.importNode(fresh, true), table.tBodies[0]); }
+        if (busy(table)) { setTimeout(refresh, 2000); }
+      })
+      .catch(function () { setTimeout(refresh, 10000); });
+  }
+  if (busy(table)) { setTimeout(refresh, 2000); }
+})();
