@@ -102,35 +102,27 @@ def _subject_label(subject):
     )
 
 
-@transaction.atomic
 def assign_role(*, user, role, subject):
-    """Give a role to a user or a group (xe subject-role-add)."""
-    rbac.require(user, "dcportal.change_role")
-    relation = role.groups if isinstance(subject, Group) else role.users
-    if relation.filter(pk=subject.pk).exists():
-        return False
-    relation.add(subject)
-    audit.record(
-        user=user,
-        action="action",
-        verb="assign",
-        obj=role,
-        extra={"subject": _subject_label(subject)},
-    )
-    return True
+    """Give a role to a user or a group (xe subject-role-add). False if it already held it."""
+    return _set_holder(user, role, subject, hold=True)
+
+
+def unassign_role(*, user, role, subject):
+    """Take a role from a user or a group. False if it did not hold it."""
+    return _set_holder(user, role, subject, hold=False)
 
 
 @transaction.atomic
-def unassign_role(*, user, role, subject):
+def _set_holder(user, role, subject, *, hold):
     rbac.require(user, "dcportal.change_role")
     relation = role.groups if isinstance(subject, Group) else role.users
-    if not relation.filter(pk=subject.pk).exists():
+    if relation.filter(pk=subject.pk).exists() == hold:
         return False
-    relation.remove(subject)
+    (relation.add if hold else relation.remove)(subject)
     audit.record(
         user=user,
         action="action",
-        verb="unassign",
+        verb="assign" if hold else "unassign",
         obj=role,
         extra={"subject": _subject_label(subject)},
     )
