@@ -1,3 +1,5 @@
+import textwrap
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import CommandError
@@ -66,13 +68,29 @@ class Command(PortalCommand):
             ) from None
 
     def list_roles(self):
-        for role in Role.objects.prefetch_related("users", "groups"):
+        """Each role, its holders, and the actions it adds to the role below it."""
+        roles = list(Role.objects.prefetch_related("users", "groups", "permissions__content_type"))
+        below = set()
+        listing = []
+        for role in reversed(roles):  # lowest first, to tell what each rank adds
+            actions = {f"{p.content_type.app_label}.{p.codename}" for p in role.permissions.all()}
+            listing.append((role, actions, sorted(actions - below)))
+            below = actions
+        for role, actions, added in reversed(listing):
             holders = [u.username for u in role.users.all()] + [
                 f"@{g.name}" for g in role.groups.all()
             ]
             self.stdout.write(
-                f"{role.rank:3} {role.name:15} {role.permissions.count():4} actions  "
+                f"{role.rank:3} {role.name:15} {len(actions):4} actions  "
                 f"{', '.join(holders) or '-'}\n      {role.description}"
+            )
+            self.stdout.write(
+                textwrap.fill(
+                    ", ".join(added) or "-",
+                    width=100,
+                    initial_indent="      adds: ",
+                    subsequent_indent="            ",
+                )
             )
 
     def show(self, role):
