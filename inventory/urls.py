@@ -1,21 +1,5 @@
-from django.urls import path
-
-from dcportal.views import app_index
+from inventory import enrolment_views, ipam_views, views
 
 app_name = "inventory"
 
-urlpatterns = [
-    path(
-        "",
-        app_index,
-        {
-            "app_label": "inventory",
-            "title": "Inventory",
-            "description": (
-                "Servers by SMBIOS UUID and serial, their facts, interfaces and IP "
-                "address management."
-            ),
-        },
-        name="index",
-    ),
-]
+urlpatterns = [*views.urlpatterns, *ipam_views.urlpatterns, *enrolment_views.urlpatterns]

@@ -23,6 +23,7 @@ router.register("audit", views.AuditEventViewSet, basename="auditevent")
 router.register("jobs", views.JobViewSet, basename="job")
 
 urlpatterns = [
+    path("inventory/", include("inventory.api.urls")),
     path("", include(router.urls)),
     path("me/", views.MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
