@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test manage lint bench clean-var
+.PHONY: run test manage lint bench bench-inventory
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -33,4 +33,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
-	$(PY) -m dcportal.launcher manage shell -c "import runpy; runpy.run_path('bench/jobs.py', run_name='__main__')"
+	$(PY) -m dcportal.launcher bench bench/jobs.py
+
+# BENCH_SERVERS=100000 by default; a few minutes on two cores.
+bench-inventory: $(STAMP)
+	$(PY) -m dcportal.launcher bench bench/inventory.py

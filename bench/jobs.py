@@ -1,15 +1,20 @@
 """Job pipeline throughput: rows + RQ enqueue per second, then execution per second by one
-in-process worker on the real Redis. Run: make bench  (or manage.py shell < bench/jobs.py)."""
+in-process worker on the real Redis. Run: make bench."""
 
 import os
 import time
 
-import django_rq
-from django.db import transaction
-from rq import SimpleWorker
+import django
 
-from dcportal import jobs
-from dcportal.models import Job
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dcportal.settings")
+django.setup()
+
+import django_rq  # noqa: E402
+from django.db import transaction  # noqa: E402
+from rq import SimpleWorker  # noqa: E402
+
+from dcportal import jobs  # noqa: E402
+from dcportal.models import Job  # noqa: E402
 
 N = int(os.environ.get("BENCH_JOBS", "500"))
 queue = django_rq.get_queue("default")

@@ -147,6 +147,20 @@ def ensure_database(url):
         connection.close()
 
 
+def drop_database(url):
+    """DROP DATABASE for `url` if it exists (benchmarks start from nothing)."""
+    parsed = urllib.parse.urlsplit(url)
+    name = parsed.path.lstrip("/")
+    admin_url = urllib.parse.urlunsplit(parsed._replace(path="/postgres"))
+    connection = psycopg2.connect(**_libpq_params(admin_url))
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        connection.close()
+
+
 def _libpq_params(url):
     parsed = urllib.parse.urlsplit(url)
     params = {"dbname": parsed.path.lstrip("/")}

@@ -5,6 +5,7 @@ or a management command under it.
     python -m dcportal.launcher run      web on 127.0.0.1:8000, one RQ worker, housekeeping
     python -m dcportal.launcher test [PYTEST ARGS]
     python -m dcportal.launcher manage COMMAND [ARGS]
+    python -m dcportal.launcher bench SCRIPT     against a fresh dcportal_bench database
 """
 
 import os
@@ -162,6 +163,20 @@ def test(var_dir, args):
     return status
 
 
+def bench(var_dir, args):
+    """Run a benchmark script against a fresh database of its own (dcportal_bench)."""
+    prepare_environment(var_dir, local=True)
+    with Services(var_dir):
+        url = os.environ["DATABASE_URL"]
+        os.environ["DATABASE_URL"] = url.rsplit("/", 1)[0] + "/dcportal_bench"
+        embedded.drop_database(os.environ["DATABASE_URL"])
+        embedded.ensure_database(os.environ["DATABASE_URL"])
+        manage("migrate", "--noinput", "-v", "0")
+        env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
+        # -P: bench/inventory.py must not shadow the inventory app on sys.path.
+        return subprocess.run([PYTHON, "-P", *args], cwd=BASE_DIR, env=env).returncode
+
+
 def manage_command(var_dir, args):
     prepare_environment(var_dir, local=True)
     with Services(var_dir):
@@ -171,7 +186,7 @@ def manage_command(var_dir, args):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     var_dir = Path(os.environ.get("DCPORTAL_VAR_DIR", BASE_DIR / "var")).resolve()
-    if not argv or argv[0] not in {"run", "test", "manage"}:
+    if not argv or argv[0] not in {"run", "test", "manage", "bench"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -179,6 +194,8 @@ def main(argv=None):
         return run(var_dir)
     if command == "test":
         return test(var_dir, rest)
+    if command == "bench":
+        return bench(var_dir, rest)
     return manage_command(var_dir, rest)
 
 

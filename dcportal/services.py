@@ -37,8 +37,11 @@ def _save(obj, **save_kwargs):
 
 
 @transaction.atomic
-def create_object(model, *, user, m2m=None, **fields):
-    """Validate, save and audit a new object; returns it."""
+def create_object(model, /, *, user, m2m=None, **fields):
+    """Validate, save and audit a new object; returns it.
+
+    `model` (and `obj` below) are positional-only so that a model with a field of that name
+    (Server.model) can still be given it in `fields`."""
     rbac.require(user, rbac.permission_code(model, "add"))
     obj = model(**fields)
     rbac.check_tenant(user, _tenant_of(obj))
@@ -50,7 +53,7 @@ def create_object(model, *, user, m2m=None, **fields):
 
 
 @transaction.atomic
-def update_object(obj, *, user, m2m=None, **fields):
+def update_object(obj, /, *, user, m2m=None, **fields):
     """Apply field changes (and m2m sets) to an object the caller has already scoped."""
     rbac.require(user, rbac.permission_code(type(obj), "change"))
     rbac.check_tenant(user, _tenant_of(obj))
@@ -157,10 +160,55 @@ def revoke_action(*, user, subject, action):
 
 
 # API tokens -----------------------------------------------------------------------------------
+#
+# Every bearer secret of the portal (API tokens here, enrolment tokens in inventory) has the shape
+# "<marker>_<prefix>_<random>": the marker says what it is (and makes a leaked key easy to grep
+# for), the prefix finds its row, and only a SHA-256 of the whole key is stored. The helpers below
+# are shared by all of them.
 
 
-def _hash(key):
+def hash_key(key):
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def mint_key(marker):
+    """A fresh key for `marker`: returns (key, prefix, key_hash). Store only prefix and hash."""
+    prefix = pysecrets.token_hex(6)
+    key = f"{marker}_{prefix}_{pysecrets.token_urlsafe(32)}"
+    return key, prefix, hash_key(key)
+
+
+def key_prefix(key, marker):
+    """The prefix part of a key of kind `marker`, or None if the key is not of that shape."""
+    # The random part is urlsafe base64 and may itself contain "_": split off two fields only.
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != marker or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+def find_by_key(queryset, key, marker):
+    """The row of `queryset` (a model with `prefix` and `key_hash`) that `key` opens, or None.
+
+    The hashes are compared in constant time; whether the row is still usable (expiry,
+    revocation) is the caller's business.
+    """
+    prefix = key_prefix(key, marker)
+    if prefix is None:
+        return None
+    row = queryset.filter(prefix=prefix).first()
+    if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
+        return None
+    return row
+
+
+def touch_last_used(row):
+    """Record that a token was used, at most once a minute, so busy clients do not turn every
+    request into a write. Not audited: it is bookkeeping, like a login timestamp."""
+    now = timezone.now()
+    if row.last_used is None or (now - row.last_used).total_seconds() > 60:
+        type(row).objects.filter(pk=row.pk).update(last_used=now)
+        row.last_used = now
 
 
 @transaction.atomic
@@ -175,10 +223,9 @@ def create_token(*, user, name, owner=None, expires=None, write=True):
         raise ValidationError({"expires": "The expiry must be in the future."})
     if ApiToken.objects.filter(user=owner, name=name).exists():
         raise ValidationError({"name": "This user already has a token with that name."})
-    prefix = pysecrets.token_hex(6)
-    key = f"{TOKEN_PREFIX}_{prefix}_{pysecrets.token_urlsafe(32)}"
+    key, prefix, key_hash = mint_key(TOKEN_PREFIX)
     token = ApiToken(
-        user=owner, name=name, prefix=prefix, key_hash=_hash(key), expires=expires, write=write
+        user=owner, name=name, prefix=prefix, key_hash=key_hash, expires=expires, write=write
     )
     _save(token)
     audit.created(user=user, obj=token)
@@ -199,19 +246,10 @@ def revoke_token(*, user, token):
 
 def authenticate_token(key):
     """The active token for `key` (its owner active too), or None. Constant-time comparison."""
-    # The random part is urlsafe base64 and may itself contain "_": split off two fields only.
-    parts = key.split("_", 2)
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+    token = find_by_key(ApiToken.objects.select_related("user"), key, TOKEN_PREFIX)
+    if token is None or not token.is_active or not token.user.is_active:
         return None
-    token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()
-    if token is None or not hmac.compare_digest(token.key_hash, _hash(key)):
-        return None
-    if not token.is_active or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.last_used is None or (now - token.last_used).total_seconds() > 60:
-        # Written at most once a minute so busy clients do not turn every GET into a write.
-        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    touch_last_used(token)
     return token
 
 

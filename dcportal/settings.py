@@ -220,6 +220,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets whose field name ("kind", "status") other models use too get a name of their
+    # own, or the schema carries hashed names and spectacular warns.
+    "ENUM_NAME_OVERRIDES": {
+        "ConflictKindEnum": "inventory.models.Conflict.Kind",
+        "ServerKindEnum": "inventory.models.Server.Kind",
+        "ServerStatusEnum": "inventory.models.Server.Status",
+        "IPAddressStatusEnum": "inventory.models.IPAddress.Status",
+        "IPRangeKindEnum": "inventory.models.IPRange.Kind",
+    },
 }
 
 LOGGING = {

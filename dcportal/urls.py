@@ -9,7 +9,13 @@ from dcportal.login import PortalLoginForm
 
 # URL names reachable without login, each with its own check (boot files, install callbacks).
 # A test walks every URL pattern and fails on any other that answers an anonymous client.
-PUBLIC_URL_NAMES = frozenset()
+PUBLIC_URL_NAMES = frozenset(
+    {
+        # The inventory agent script: holds no secret (the token is given when it is run) and
+        # must be fetchable by a bare machine with `wget -qO- …/inventory/agent.sh | sh`.
+        "inventory:agent",
+    }
+)
 # The pages that log a user in are public by nature.
 AUTHENTICATION_URL_NAMES = frozenset({"login", "admin:login"})
 

@@ -105,6 +105,13 @@ def normalise_mac(value):
 class _NetworkLookup(models.Lookup):
     operator = None
 
+    def get_prep_lookup(self):
+        # The right side may be a network even when the left is an address: leave its type to
+        # PostgreSQL instead of preparing it as the left field's type.
+        if hasattr(self.rhs, "resolve_expression"):
+            return self.rhs
+        return str(self.rhs)
+
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)

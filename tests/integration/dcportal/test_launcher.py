@@ -25,7 +25,7 @@ def _free_port():
 
 def _get(url):
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (loopback)
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()

@@ -139,9 +139,10 @@ def test_sample_path_resolves_to_its_own_pattern(path, name, entry):
         assert match.view_name == name
 
 
-def test_no_url_is_public_for_now():
-    # Boot and install callbacks will be the only public URLs; each must be added on purpose.
-    assert not urls.PUBLIC_URL_NAMES
+def test_only_the_allowlisted_urls_are_public():
+    # Boot and install callbacks (and the agent script) are the only public URLs; each must be
+    # added on purpose, here as in dcportal.urls.PUBLIC_URL_NAMES.
+    assert set(urls.PUBLIC_URL_NAMES) == {"inventory:agent"}
 
 
 def test_exempt_names_exist():

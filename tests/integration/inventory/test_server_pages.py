@@ -1,0 +1,312 @@
+"""Portal pages for servers: list with search, attribute filters, sort, pages and bulk actions;
+detail with facts, interfaces, addresses, conflicts and history; create and edit forms."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from dcportal.models import AuditEvent
+from inventory import services
+from inventory.models import Conflict, IPAddress, Server, Subnet
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("inventory:index")
+
+
+@pytest.fixture
+def operator(make_user, tenants):
+    return make_user("op", roles=["operator"], tenants=[tenants[0]])
+
+
+@pytest.fixture
+def viewer(make_user, tenants):
+    return make_user("viewer", roles=["read-only"], tenants=[tenants[0]])
+
+
+@pytest.fixture
+def fleet(admin_user, tenants):
+    acme, globex = tenants
+    make = services.create_server
+    return {
+        "web01": make(
+            user=admin_user,
+            hostname="web01.acme.example",
+            tenant=acme,
+            vendor="Dell Inc.",
+            status="ready",
+            tags=["web"],
+            attributes={"cpu": {"cores": 8, "model": "EPYC"}, "disks": [{"name": "sda"}]},
+            interfaces=[{"name": "eth0", "mac": "02:00:00:00:01:01", "boot": True}],
+        ),
+        "db01": make(
+            user=admin_user,
+            hostname="db01.acme.example",
+            tenant=acme,
+            vendor="Supermicro",
+            attributes={"cpu": {"cores": 64}, "items": "not a method"},
+        ),
+        "gx01": make(user=admin_user, hostname="gx01.globex.example", tenant=globex),
+    }
+
+
+def listed(response):
+    assert response.status_code == 200, response.content[:500]
+    return re.findall(r'<a href="/inventory/servers/\d+/">([^<]+)</a>', response.content.decode())
+
+
+def test_list_is_scoped_and_searchable(client, operator, fleet):
+    client.force_login(operator)
+    assert listed(client.get(LIST)) == ["db01.acme.example", "web01.acme.example"]
+    assert listed(client.get(LIST, {"q": "02:00:00:00:01:01"})) == ["web01.acme.example"]
+    assert listed(client.get(LIST, {"vendor": "super"})) == ["db01.acme.example"]
+    assert listed(client.get(LIST, {"tag": "web"})) == ["web01.acme.example"]
+
+
+def test_attribute_filter_box_and_its_errors(client, operator, fleet):
+    client.force_login(operator)
+    response = client.get(LIST, {"attr": "cpu.cores__gte=16"})
+    assert listed(response) == ["db01.acme.example"]
+    # Several expressions, one per line, all must hold.
+    both = client.get(LIST, {"attr": "cpu.cores__gte=4\r\ndisks.0.name=sda"})
+    assert listed(both) == ["web01.acme.example"]
+    bad = client.get(LIST, {"attr": "cpu.cores__nearly=8"})
+    assert listed(bad) == []  # an error shows no rows, never every row
+    assert "unknown lookup" in bad.content.decode()
+    assert 'role="alert"' in bad.content.decode()
+
+
+def test_sort_by_column_and_pages(client, admin_user, tenants):
+    for i in range(55):
+        services.create_server(
+            user=admin_user, hostname=f"n{i:02d}.example", tenant=tenants[0], vendor=f"v{i % 3}"
+        )
+    client.force_login(admin_user)
+    first = listed(client.get(LIST))
+    assert len(first) == 50
+    assert first == sorted(first)
+    second = listed(client.get(LIST, {"page": 2}))
+    assert second == ["n50.example", "n51.example", "n52.example", "n53.example", "n54.example"]
+    reverse_order = listed(client.get(LIST, {"ordering": "-hostname"}))
+    assert reverse_order[0] == "n54.example"
+    # The header link of the sorted column reverses it, and filters survive paging.
+    page = client.get(LIST, {"ordering": "hostname", "vendor": "v1"}).content.decode()
+    assert "ordering=-hostname" in page
+    assert 'aria-sort="ascending"' in page
+    by_vendor = listed(client.get(LIST, {"ordering": "-vendor"}))
+    assert by_vendor[0].startswith("n") and len(by_vendor) == 50
+    assert listed(client.get(LIST, {"vendor": "v1", "page": 1}))[0] == "n01.example"
+
+
+def test_list_query_count_does_not_grow_with_rows(client, admin_user, tenants):
+    def populate(count):
+        start = Server.objects.count()
+        for i in range(start, start + count):
+            services.create_server(
+                user=admin_user,
+                hostname=f"q{i:03d}.example",
+                tenant=tenants[0],
+                tags=["t"],
+                interfaces=[{"name": "eth0", "mac": f"02:30:00:00:00:{i:02x}", "boot": True}],
+            )
+
+    client.force_login(admin_user)
+
+    def count():
+        client.get(LIST)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(LIST).status_code == 200
+        return len(captured)
+
+    populate(3)
+    few = count()
+    populate(27)
+    assert count() == few
+
+
+def test_read_only_sees_no_edit_controls_and_cannot_write(client, viewer, fleet):
+    client.force_login(viewer)
+    web = fleet["web01"]
+    page = client.get(LIST).content.decode()
+    assert 'name="ids"' not in page
+    assert reverse("inventory:server-create") not in page
+    detail = client.get(reverse("inventory:server", args=[web.pk])).content.decode()
+    assert reverse("inventory:server-edit", args=[web.pk]) not in detail
+    assert "Boot from this" not in detail
+    assert client.get(reverse("inventory:server-create")).status_code == 403
+    assert client.get(reverse("inventory:server-edit", args=[web.pk])).status_code == 403
+    assert client.post(reverse("inventory:server-delete", args=[web.pk])).status_code == 403
+    bulk = {"action": "status", "status": "retired", "ids": [web.pk], "confirm": "1"}
+    assert client.post(reverse("inventory:server-bulk"), bulk).status_code == 403
+    web.refresh_from_db()
+    assert web.status == "ready"
+
+
+def test_other_tenants_server_pages_are_404(client, operator, fleet):
+    client.force_login(operator)
+    gx = fleet["gx01"]
+    for name in ("inventory:server", "inventory:server-edit", "inventory:server-delete"):
+        assert client.get(reverse(name, args=[gx.pk])).status_code == 404
+
+
+def test_detail_shows_facts_interfaces_addresses_conflicts_history(
+    client, operator, fleet, tenants
+):
+    web = fleet["web01"]
+    subnet = Subnet.objects.create(network="10.1.0.0/24", tenant=tenants[0])
+    IPAddress.objects.create(address="10.1.0.7", subnet=subnet, interface=web.interfaces.get())
+    Conflict.objects.create(
+        tenant=tenants[0], kind="mac", server=web, detail="MAC 02:00:00:00:01:01 seen elsewhere"
+    )
+    services.update_server(web, user=operator, status="deployed")
+    client.force_login(operator)
+    page = client.get(reverse("inventory:server", args=[web.pk])).content.decode()
+    for text in (
+        "EPYC",  # a nested fact
+        "cores",
+        "02:00:00:00:01:01",
+        "10.1.0.7",
+        "seen elsewhere",
+        "deployed",  # the audit diff in the history
+        'id="history"',
+    ):
+        assert text in page, text
+    # A fact whose key is "items" is shown as data, not mistaken for a method.
+    db = fleet["db01"]
+    assert "not a method" in client.get(reverse("inventory:server", args=[db.pk])).content.decode()
+
+
+def test_deeply_nested_facts_render(client, operator, fleet):
+    # Facts come from machines: nesting deeper than the page shows becomes JSON text.
+    deep = "bottom"
+    for _ in range(300):
+        deep = {"k": deep}
+    web = fleet["web01"]
+    services.update_server(web, user=operator, attributes={"deep": deep})
+    client.force_login(operator)
+    response = client.get(reverse("inventory:server", args=[web.pk]))
+    assert response.status_code == 200
+    assert "bottom" in response.content.decode()
+
+
+def test_create_with_field_errors_then_success(client, operator, fleet, tenants):
+    client.force_login(operator)
+    url = reverse("inventory:server-create")
+    bad = client.post(
+        url,
+        {
+            "hostname": "web01.acme.example",  # taken
+            "tenant": tenants[0].pk,
+            "status": "new",
+            "kind": "physical",
+            "attributes": "[1, 2]",
+        },
+    )
+    assert bad.status_code == 200
+    assert "JSON object" in " ".join(bad.context["form"].errors["attributes"])
+    taken = client.post(
+        url,
+        {
+            "hostname": "WEB01.acme.example",
+            "tenant": tenants[0].pk,
+            "status": "new",
+            "kind": "physical",
+        },
+    )
+    assert "already exists" in " ".join(taken.context["form"].errors["hostname"])
+    assert "already exists" in taken.content.decode()
+    good = client.post(
+        url,
+        {
+            "hostname": "New01.Acme.Example",
+            "tenant": tenants[0].pk,
+            "status": "new",
+            "kind": "physical",
+            "tags": "gpu, Rack12",
+            "attributes": '{"cpu": {"cores": 4}}',
+        },
+    )
+    assert good.status_code == 302
+    server = Server.objects.get(hostname="new01.acme.example")
+    assert server.tags == ["gpu", "rack12"]
+    assert server.attributes == {"cpu": {"cores": 4}}
+    # Another tenant is not even offered.
+    other = client.post(
+        url, {"hostname": "x.example", "tenant": tenants[1].pk, "status": "new", "kind": "physical"}
+    )
+    assert "tenant" in other.context["form"].errors
+
+
+def test_edit_changes_only_what_changed(client, operator, fleet):
+    web = fleet["web01"]
+    client.force_login(operator)
+    url = reverse("inventory:server-edit", args=[web.pk])
+    form = client.get(url).context["form"]
+    data = {name: form[name].value() for name in form.fields}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    data["status"] = "deployed"
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["form"].errors
+    web.refresh_from_db()
+    assert web.status == "deployed"
+    assert web.attributes["cpu"]["cores"] == 8
+    event = AuditEvent.objects.filter(object_id=str(web.pk), action="update").latest("time")
+    assert set(event.changes) == {"status"}
+
+
+def test_bulk_actions_confirm_then_apply(client, operator, fleet):
+    client.force_login(operator)
+    web, db, gx = fleet["web01"], fleet["db01"], fleet["gx01"]
+    url = reverse("inventory:server-bulk")
+    ask = {"action": "status", "status": "retired", "ids": [web.pk, db.pk, gx.pk], "next": LIST}
+    confirm = client.post(url, ask)
+    assert confirm.status_code == 200
+    page = confirm.content.decode()
+    assert "Set the status of 2 servers to retired?" in page
+    assert "gx01" not in page  # another tenant's id drops out of the selection
+    assert Server.objects.filter(status="retired").count() == 0
+
+    response = client.post(url, {**ask, "confirm": "1"})
+    assert response.status_code == 302
+    assert set(Server.objects.filter(status="retired").values_list("hostname", flat=True)) == {
+        "web01.acme.example",
+        "db01.acme.example",
+    }
+    assert Server.objects.get(pk=gx.pk).status == "new"
+
+    tags = {"action": "tag", "tags": "Rack7 spare", "ids": [web.pk, db.pk], "confirm": "1"}
+    client.post(url, tags)
+    web.refresh_from_db()
+    assert web.tags == ["rack7", "spare", "web"]
+
+    bad_tags = {"action": "tag", "tags": "no/slash", "ids": [web.pk], "confirm": "1"}
+    response = client.post(url, bad_tags)
+    assert response.status_code == 200
+    assert "Nothing was changed" in response.content.decode()
+
+    client.post(url, {"action": "delete", "ids": [web.pk, db.pk], "confirm": "1"})
+    assert not Server.objects.filter(pk__in=[web.pk, db.pk]).exists()
+
+
+def test_single_delete_asks_first(client, operator, fleet):
+    client.force_login(operator)
+    web = fleet["web01"]
+    url = reverse("inventory:server-delete", args=[web.pk])
+    assert "Delete web01.acme.example?" in client.get(url).content.decode()
+    assert Server.objects.filter(pk=web.pk).exists()
+    assert client.post(url).status_code == 302
+    assert not Server.objects.filter(pk=web.pk).exists()
+
+
+def test_boot_interface_button(client, operator, fleet):
+    web = fleet["web01"]
+    eth1 = services.create_interface(
+        user=operator, server=web, name="eth1", mac="02:00:00:00:01:02"
+    )
+    client.force_login(operator)
+    response = client.post(reverse("inventory:interface-boot", args=[eth1.pk]))
+    assert response.status_code == 302
+    assert dict(web.interfaces.values_list("name", "boot")) == {"eth0": False, "eth1": True}
