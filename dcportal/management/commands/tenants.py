@@ -16,13 +16,13 @@ class Command(PortalCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("operation", choices=["list", "create", "add-member", "remove-member"])
-        parser.add_argument("args", nargs="*")
+        parser.add_argument("words", nargs="*", metavar="ARG")
         parser.add_argument("--slug")
         parser.add_argument("--description", default="")
 
     def handle(self, *args, operation, slug, description, **options):
         actor = self.acting_user(options)
-        words = options["args"]
+        words = options["words"]
         visible = rbac.restrict(Tenant.objects.prefetch_related("members"), actor, "view")
         if operation == "list":
             for tenant in visible:
