@@ -45,6 +45,18 @@ def admin_user(make_user):
 
 
 @pytest.fixture
+def operator(make_user, tenants):
+    """An operator of the first tenant (acme) only."""
+    return make_user("op", roles=["operator"], tenants=[tenants[0]])
+
+
+@pytest.fixture
+def viewer(make_user, tenants):
+    """A read-only user of the first tenant (acme) only."""
+    return make_user("viewer", roles=["read-only"], tenants=[tenants[0]])
+
+
+@pytest.fixture
 def tenants(db):
     return (
         Tenant.objects.create(name="Acme", slug="acme"),

@@ -22,16 +22,6 @@ def creds(admin_user, tenants):
     }
 
 
-@pytest.fixture
-def operator(make_user, tenants):
-    return make_user("op", roles=["operator"], tenants=[tenants[0]])
-
-
-@pytest.fixture
-def viewer(make_user, tenants):
-    return make_user("viewer", roles=["read-only"], tenants=[tenants[0]])
-
-
 def names(response):
     assert response.status_code == 200, response.content
     return sorted(item["name"] for item in response.json()["results"])

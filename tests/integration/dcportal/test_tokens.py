@@ -18,11 +18,6 @@ from dcportal.models import ApiToken, AuditEvent, Credential, Role
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(make_user, tenants):
-    return make_user("op", roles=["operator"], tenants=[tenants[0]])
-
-
 def bearer(key, scheme="Bearer"):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")

@@ -42,11 +42,6 @@ def failing(*args, user="root"):
     return str(info.value), err.getvalue()
 
 
-@pytest.fixture
-def operator(make_user, tenants):
-    return make_user("op", roles=["operator"], tenants=[tenants[0]])
-
-
 def test_csv_import_creates_then_is_idempotent(tmp_path, admin_user, tenants):
     path = write(tmp_path, "fleet.csv", CSV)
     output = run(path)

@@ -23,11 +23,6 @@ def run(command, *args, user="root"):
 
 
 @pytest.fixture
-def operator(make_user, tenants):
-    return make_user("op", roles=["operator"], tenants=[tenants[0]])
-
-
-@pytest.fixture
 def fleet(admin_user, tenants):
     acme, globex = tenants
     servers = {}

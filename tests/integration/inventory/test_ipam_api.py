@@ -18,16 +18,6 @@ ADDRESSES = "/api/inventory/addresses/"
 
 
 @pytest.fixture
-def operator(make_user, tenants):
-    return make_user("op", roles=["operator"], tenants=[tenants[0]])
-
-
-@pytest.fixture
-def viewer(make_user, tenants):
-    return make_user("viewer", roles=["read-only"], tenants=[tenants[0]])
-
-
-@pytest.fixture
 def nets(admin_user, tenants):
     """Acme: 10.0.0.0/24 (VLAN 100) and 2001:db8::/64; Globex: 10.1.0.0/24."""
     acme, globex = tenants

@@ -16,16 +16,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator(make_user, tenants):
-    return make_user("op", roles=["operator"], tenants=[tenants[0]])
-
-
-@pytest.fixture
-def viewer(make_user, tenants):
-    return make_user("viewer", roles=["read-only"], tenants=[tenants[0]])
-
-
-@pytest.fixture
 def nets(admin_user, tenants):
     acme, globex = tenants
     acme4 = ipam.create_subnet(

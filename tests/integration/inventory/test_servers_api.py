@@ -16,16 +16,6 @@ INTERFACES = "/api/inventory/interfaces/"
 
 
 @pytest.fixture
-def operator(make_user, tenants):
-    return make_user("op", roles=["operator"], tenants=[tenants[0]])
-
-
-@pytest.fixture
-def viewer(make_user, tenants):
-    return make_user("viewer", roles=["read-only"], tenants=[tenants[0]])
-
-
-@pytest.fixture
 def fleet(admin_user, tenants):
     acme, globex = tenants
     make = services.create_server
