@@ -10,9 +10,10 @@ runs it (portal URL and enrolment token from the kernel command line), prints it
 on the serial console and powers off. The test then reads the server back from the database
 and from its portal page.
 
-The kernel: $DCPORTAL_TEST_KERNEL, or var/peers/vmlinuz-* (`.ci/fetch-test-kernel` fetches it,
-with the virtio modules it lacks built in, into var/peers/modules-RELEASE/). Without a kernel
-or QEMU the test is skipped, except under CI (the CI variable set), where that is a failure.
+The kernel: $DCPORTAL_TEST_KERNEL (its modules, if it needs any: $DCPORTAL_TEST_KERNEL_MODULES,
+a directory of .ko files), or var/peers/vmlinuz-* (`.ci/fetch-test-kernel` fetches it, with the
+virtio modules it lacks built in, into var/peers/modules-RELEASE/). Without a kernel or QEMU
+the test is skipped, except under CI (the CI variable set), where that is a failure.
 """
 
 # ruff: noqa: F401, F811 (the shared fixtures are imported by name, which pytest needs)
@@ -64,8 +65,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 
+uptime() { read -r up _ </proc/uptime && echo "$up"; }
 finish() {
-    echo "dcportal-qemu: agent exit status $1"
+    echo "dcportal-qemu: agent exit status $1 (uptime $(uptime) s)"
     sync
     reboot -f
 }
@@ -85,7 +87,9 @@ done
 ip link set lo up
 ip link set eth0 up || finish 90
 udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 1 || finish 91
-wget -q -T 30 -O /agent.sh "$portal/inventory/agent.sh" || finish 92
+# (busybox 1.35 wget -T segfaults: the applet timeout bounds it instead)
+timeout 60 wget -q -O /agent.sh "$portal/inventory/agent.sh" || finish 92
+echo "dcportal-qemu: running the agent (uptime $(uptime) s)"
 sh /agent.sh
 finish $?
 """
@@ -135,7 +139,7 @@ def _is_static(path):
     if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only: this is amd64's busybox
         return False
     endian = "<" if data[5] == 1 else ">"
-    phoff, = struct.unpack_from(endian + "Q", data, 0x20)
+    (phoff,) = struct.unpack_from(endian + "Q", data, 0x20)
     phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
     types = (struct.unpack_from(endian + "I", data, phoff + i * phentsize)[0] for i in range(phnum))
     return 3 not in types  # PT_INTERP
@@ -159,7 +163,9 @@ def vm_kernel():
     if not Path(BUSYBOX).is_file() or not _is_static(BUSYBOX):
         unavailable(f"no static busybox at {BUSYBOX} (Debian: busybox-static)")
     release = path.name.removeprefix("vmlinuz-")
-    modules = Path(os.environ.get("DCPORTAL_TEST_KERNEL_MODULES", path.parent / f"modules-{release}"))
+    modules = Path(
+        os.environ.get("DCPORTAL_TEST_KERNEL_MODULES", path.parent / f"modules-{release}")
+    )
     return Kernel(path=path, release=release, modules=modules if modules.is_dir() else None)
 
 
