@@ -143,6 +143,13 @@ RQ_QUEUES = {
 # after this many seconds.
 JOB_REQUEUE_AFTER = int(os.environ.get("DCPORTAL_JOB_REQUEUE_AFTER", "60"))
 
+# Power control: how many BMCs are talked to at once (all of them, and per rack), and how long
+# a retryable failure (timeout, connection refused) is retried with backoff.
+POWER_MAX_PARALLEL = int(os.environ.get("DCPORTAL_POWER_MAX_PARALLEL", "32"))
+POWER_MAX_PARALLEL_PER_RACK = int(os.environ.get("DCPORTAL_POWER_MAX_PARALLEL_PER_RACK", "8"))
+POWER_TIMEOUT = float(os.environ.get("DCPORTAL_POWER_TIMEOUT", "10"))
+POWER_RETRY_DEADLINE = float(os.environ.get("DCPORTAL_POWER_RETRY_DEADLINE", "30"))
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -18,7 +18,8 @@ from django.db.models import F, Func, Q, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from dcportal.models import GLOBAL, Tenant
+from dcportal.models import GLOBAL, Credential, Tenant
+from dcportal.secrets import EncryptedTextField
 from inventory.fields import CidrField, InetField, MacAddressField
 
 # Firmware that does not fill in a UUID reports one of these; they identify nothing.
@@ -154,6 +155,10 @@ class Server(models.Model):
 
     class Meta:
         ordering = ["hostname"]
+        permissions = [
+            ("power_server", "Can switch a server on and off, cycle and reset it"),
+            ("set_boot_device", "Can set a server's boot device (one-time PXE boot)"),
+        ]
         indexes = [
             GinIndex(fields=["attributes"], name="server_attributes_gin"),
             GinIndex(fields=["tags"], name="server_tags_gin"),
@@ -183,6 +188,68 @@ class Server(models.Model):
             raise ValidationError({"position": f"The rack has {self.rack.units} units."})
         if not isinstance(self.attributes, dict):
             raise ValidationError({"attributes": "Attributes must be a JSON object."})
+
+
+class Bmc(models.Model):
+    """A server's baseboard management controller: how the portal switches it on and off."""
+
+    tenancy = "server__tenant"
+
+    class Driver(models.TextChoices):
+        IPMI = "ipmi", "IPMI (pyghmi)"
+        REDFISH = "redfish", "Redfish (sushy)"
+        MANUAL = "manual", "Manual (a person does it)"
+
+    class PowerState(models.TextChoices):
+        ON = "on"
+        OFF = "off"
+        UNKNOWN = "unknown"
+
+    server = models.OneToOneField(Server, on_delete=models.CASCADE, related_name="bmc")
+    driver = models.CharField(max_length=16, choices=Driver.choices, default=Driver.IPMI)
+    address = models.CharField(max_length=255, blank=True, help_text="Host name or IP address.")
+    port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    username = models.CharField(max_length=150, blank=True)
+    password = EncryptedTextField(blank=True)
+    credential = models.ForeignKey(
+        Credential,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Used when no username and password are set here.",
+    )
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Driver options, e.g. ipmi: cipher_suite; redfish: system_id, verify_tls "
+        "(on by default), ca_bundle.",
+    )
+    power_state = models.CharField(
+        max_length=8, choices=PowerState.choices, default=PowerState.UNKNOWN
+    )
+    power_state_checked = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "BMC"
+        verbose_name_plural = "BMCs"
+
+    def __str__(self):
+        return f"{self.server} BMC"
+
+    def clean(self):
+        if self.driver != self.Driver.MANUAL and not self.address:
+            raise ValidationError({"address": "An IPMI or Redfish BMC needs an address."})
+        if not isinstance(self.options, dict):
+            raise ValidationError({"options": "Options must be a JSON object."})
+        if self.credential_id and self.server_id and (
+            self.credential.tenant_id != self.server.tenant_id
+        ):
+            raise ValidationError({"credential": "The credential belongs to another tenant."})
 
 
 class Interface(models.Model):

@@ -1,0 +1,1 @@
+"""The ipmi driver (being written)."""

@@ -1,0 +1,1 @@
+"""The redfish driver (being written)."""
