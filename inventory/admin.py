@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from dcportal.admin import AuditedAdmin, ReadOnlyAdmin
 from inventory.models import (
+    Bmc,
     Conflict,
     EnrolmentToken,
     Interface,
@@ -87,3 +88,10 @@ class EnrolmentTokenAdmin(ReadOnlyAdmin):
 class ConflictAdmin(ReadOnlyAdmin):
     list_display = ["created", "kind", "tenant", "server", "detail", "resolved"]
     list_filter = ["kind", "resolved"]
+
+
+@admin.register(Bmc)
+class BmcAdmin(AuditedAdmin):
+    list_display = ["server", "driver", "address", "port", "power_state", "power_state_checked"]
+    list_filter = ["driver", "power_state"]
+    search_fields = ["server__hostname", "address"]
