@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test manage lint bench bench-inventory
+.PHONY: run test manage lint bench bench-inventory bench-power
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -38,3 +38,7 @@ bench: $(STAMP)
 # BENCH_SERVERS=100000 by default; a few minutes on two cores.
 bench-inventory: $(STAMP)
 	$(PY) -m dcportal.launcher bench bench/inventory.py
+
+# BENCH_BMCS=20 ipmi_sim BMCs (BENCH_DRIVER=redfish: one sushy-emulator); no database needed.
+bench-power: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(PY) -P bench/power.py

@@ -7,11 +7,32 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from dcportal import rbac
-from dcportal.models import Tenant
-from inventory import attrquery
-from inventory.models import Rack, Server
+from dcportal.forms import SecretFormField
+from dcportal.models import Credential, Tenant
+from inventory import attrquery, power_services
+from inventory.models import Bmc, Rack, Server
 
-BULK_ACTIONS = (("status", "Set status"), ("tag", "Add tags"), ("delete", "Delete"))
+# Power actions offered as buttons and bulk actions (sensors are for the CLI and the API).
+POWER_ACTIONS = (
+    ("status", "Power status"),
+    ("on", "Power on"),
+    ("off", "Power off"),
+    ("softoff", "Soft off"),
+    ("cycle", "Power cycle"),
+    ("reset", "Reset"),
+    ("bootdev-pxe", "PXE boot once"),
+)
+# Power actions that interrupt a running machine: their buttons ask for confirmation.
+DISRUPTIVE_POWER_ACTIONS = frozenset({"off", "softoff", "cycle", "reset"})
+POWER_PREFIX = "power:"
+BULK_ACTIONS = (
+    ("status", "Set status"),
+    ("tag", "Add tags"),
+    ("delete", "Delete"),
+    # A status check changes nothing: it stays a button of the server page, so the list's
+    # bulk bar remains for those who may change servers.
+    *((POWER_PREFIX + value, label) for value, label in POWER_ACTIONS if value != "status"),
+)
 
 
 def tenants_for(user):
@@ -137,8 +158,71 @@ class BulkForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        action = data.get("action") or ""
+        data["power_action"] = (
+            action.removeprefix(POWER_PREFIX) if action.startswith(POWER_PREFIX) else None
+        )
         if data.get("action") == "status" and not data.get("status"):
             self.add_error("status", "Choose the new status.")
         if data.get("action") == "tag" and not (data.get("tags") or "").strip():
             self.add_error("tags", "Name the tags to add.")
         return data
+
+
+class PowerForm(forms.Form):
+    """A power button of the server page."""
+
+    action = forms.ChoiceField(choices=[(name, name) for name in power_services.ACTIONS])
+    persistent = forms.BooleanField(required=False)
+
+
+class BmcForm(forms.Form):
+    """A server's BMC. The password box never shows the stored password; left empty, it keeps
+    it. inventory.power_services validates and writes."""
+
+    driver = forms.ChoiceField(choices=Bmc.Driver.choices, initial=Bmc.Driver.IPMI)
+    address = forms.CharField(
+        max_length=255, required=False, help_text="Host name or IP address of the BMC."
+    )
+    port = forms.IntegerField(
+        required=False, min_value=1, max_value=65535, help_text="Empty: the driver's default."
+    )
+    username = forms.CharField(max_length=150, required=False)
+    password = SecretFormField(required=False)
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.none(),
+        required=False,
+        help_text="Used when no username and password are set here.",
+    )
+    options = AttributesField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text='Driver options as JSON, e.g. {"cipher_suite": 17} or '
+        '{"system_id": "/redfish/v1/Systems/1", "verify_tls": true}.',
+    )
+
+    def __init__(self, *args, user, server, bmc=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        credentials = rbac.restrict(Credential.objects.all(), user, "view")
+        self.fields["credential"].queryset = credentials.filter(
+            tenant_id=server.tenant_id, kind=Credential.Kind.PASSWORD
+        )
+        if bmc is not None and bmc.password:
+            self.fields["password"].help_text = "A password is stored; leave empty to keep it."
+
+    @staticmethod
+    def initial_for(bmc):
+        return {
+            "driver": bmc.driver,
+            "address": bmc.address,
+            "port": bmc.port,
+            "username": bmc.username,
+            "credential": bmc.credential_id,
+            "options": bmc.options,
+        }
+
+    def clean_options(self):
+        value = self.cleaned_data["options"]
+        if not isinstance(value, dict):
+            raise ValidationError('Options must be a JSON object: {"key": value, …}.')
+        return value

@@ -246,8 +246,10 @@ class Bmc(models.Model):
             raise ValidationError({"address": "An IPMI or Redfish BMC needs an address."})
         if not isinstance(self.options, dict):
             raise ValidationError({"options": "Options must be a JSON object."})
-        if self.credential_id and self.server_id and (
-            self.credential.tenant_id != self.server.tenant_id
+        if (
+            self.credential_id
+            and self.server_id
+            and (self.credential.tenant_id != self.server.tenant_id)
         ):
             raise ValidationError({"credential": "The credential belongs to another tenant."})
 

@@ -1,5 +1,6 @@
 """Portal pages for servers: the list (search, filters including attributes, sort, pages, bulk
-actions), the detail page (facts, interfaces, addresses, conflicts, history), create and edit.
+actions, bulk power actions), the detail page (facts, interfaces, addresses, conflicts, BMC and
+power buttons, history), create and edit. Power pages live in inventory.power_views.
 
 Thin: every page scopes with dcportal.rbac through inventory.selectors, every write calls
 inventory.services, and a service's ValidationError comes back on the form field it concerns.
@@ -17,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from dcportal import rbac
-from inventory import selectors, services
+from inventory import power_views, selectors, services
 from inventory.filtersets import ServerFilterSet
 from inventory.forms import BulkForm, ServerFilterForm, ServerForm, add_service_errors
 from inventory.models import Interface, Server
@@ -82,7 +83,11 @@ def server_list(request):
     # A filter that cannot be understood shows its error and no rows: never "everything".
     servers = filterset.qs if filterset.is_valid() else Server.objects.none()
     page = Paginator(servers, PER_PAGE).get_page(request.GET.get("page"))
-    can_change, can_delete = _can(user, "change"), _can(user, "delete")
+    bulk_actions = [
+        (value, label)
+        for value, label in BulkForm.base_fields["action"].choices
+        if power_views.may_bulk(user, value)
+    ]
     return render(
         request,
         "inventory/server_list.html",
@@ -93,12 +98,8 @@ def server_list(request):
             "sort": _sort_links(params),
             "page_query": params.urlencode() + "&" if params else "",
             "can_add": _can(user, "add"),
-            "can_bulk": can_change or can_delete,
-            "bulk_actions": [
-                (value, label)
-                for value, label in BulkForm.base_fields["action"].choices
-                if (can_delete if value == "delete" else can_change)
-            ],
+            "can_bulk": bool(bulk_actions),
+            "bulk_actions": bulk_actions,
             "statuses": Server.Status.choices,
             "here": request.get_full_path(),
         },
@@ -127,6 +128,7 @@ def server_detail(request, pk):
             "can_change": _can(user, "change"),
             "can_delete": _can(user, "delete"),
             "can_change_interface": user.has_perm("inventory.change_interface"),
+            **power_views.power_context(server, user=user),
         },
     )
 
@@ -221,6 +223,8 @@ def server_bulk(request):
         messages.error(request, errors or _form_message(form))
         return redirect(back)
     data = form.cleaned_data
+    if data["power_action"]:
+        return power_views.bulk_power(request, data, back)
     action = data["action"]
     needed = "delete" if action == "delete" else "change"
     rbac.require(user, f"inventory.{needed}_server")
@@ -319,4 +323,5 @@ urlpatterns = [
     path("servers/<int:pk>/edit/", server_edit, name="server-edit"),
     path("servers/<int:pk>/delete/", server_delete, name="server-delete"),
     path("interfaces/<int:pk>/boot/", interface_boot, name="interface-boot"),
+    *power_views.urlpatterns,
 ]

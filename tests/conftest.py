@@ -9,6 +9,8 @@ from rest_framework.test import APIClient
 from dcportal import rbac, services
 from dcportal.models import Role, Tenant
 
+pytest_plugins = ["tests.peers.bmc"]  # ipmi_bmcs, redfish_bmcs: real BMC simulators
+
 
 @pytest.fixture(autouse=True)
 def _empty_queues(request):
