@@ -227,3 +227,37 @@ def test_redfish_wrong_password_is_a_clear_error(redfish_bmcs, admin_user, tenan
         "name or password) for user 'admin' (HTTP 401)."
     )
     assert_no_secret(*lines)
+
+
+# The portal -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("driver", ["ipmi", "redfish"])
+def test_portal_buttons_switch_a_simulated_node_and_set_pxe_once(
+    driver, ipmi_bmcs, redfish_bmcs, client, operator, admin_user, tenants
+):
+    bmcs = ipmi_bmcs(1) if driver == "ipmi" else redfish_bmcs(1, journal=True)
+    (server,) = make_servers(admin_user, tenants[0], [f"{driver}-portal"])
+    add_bmc(admin_user, server, driver, bmcs[0])
+    client.force_login(operator)
+    url = f"/inventory/servers/{server.pk}/power/"
+
+    for action in ("on", "bootdev-pxe"):
+        assert client.post(url, {"action": action}).status_code == 302
+    run_burst_worker("power")
+
+    assert list(Job.objects.values_list("status", flat=True)) == ["succeeded", "succeeded"]
+    assert Bmc.objects.get(server=server).power_state == "on"
+    if driver == "ipmi":
+        assert bmcs.peer.power == "on" and bmcs.peer.boot_device == "pxe"
+    else:
+        boot = last_patch(bmcs.peer, bmcs[0])
+        assert boot["BootSourceOverrideTarget"] == "Pxe"
+        assert boot["BootSourceOverrideEnabled"] == "Once"
+    page = client.get(f"/inventory/servers/{server.pk}/").content.decode()
+    assert 'class="badge badge-ready" data-power-state>on</span>' in page
+
+    assert client.post(url, {"action": "off"}).status_code == 302
+    run_burst_worker("power")
+    assert Bmc.objects.get(server=server).power_state == "off"
+    assert_no_secret(page)
