@@ -114,8 +114,14 @@ def subnet_allocate(request, pk):
 def _form_page(request, form, *, title, cancel_url, submit="Save"):
     return render(
         request,
-        "inventory/ipam_form.html",
-        {"form": form, "title": title, "cancel_url": cancel_url, "submit": submit},
+        "inventory/form.html",
+        {
+            "form": form,
+            "title": title,
+            "cancel_url": cancel_url,
+            "submit": submit,
+            "subnav": "subnets",
+        },
     )
 
 

@@ -172,7 +172,7 @@ def bmc_edit(request, pk):
             return redirect(reverse("inventory:server", args=[server.pk]) + "#power")
     return render(
         request,
-        "inventory/server_form.html",
+        "inventory/form.html",
         {
             "form": form,
             "server": server,

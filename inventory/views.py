@@ -146,7 +146,7 @@ def server_create(request):
             return redirect("inventory:server", pk=server.pk)
     return render(
         request,
-        "inventory/server_form.html",
+        "inventory/form.html",
         {
             "form": form,
             "title": "New server",
@@ -172,7 +172,7 @@ def server_edit(request, pk):
             return redirect("inventory:server", pk=server.pk)
     return render(
         request,
-        "inventory/server_form.html",
+        "inventory/form.html",
         {
             "form": form,
             "server": server,
