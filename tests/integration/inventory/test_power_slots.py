@@ -64,9 +64,8 @@ def test_a_crashed_holders_slot_lapses(redis, key):
     with pytest.raises(power_slots.SlotTimeout):
         power_slots.acquire(redis, {key: 1}, wait=0.1)
 
-    started = time.monotonic()
+    # Within the wait, once the 0.4 s lease has lapsed (SlotTimeout otherwise).
     taken = power_slots.acquire(redis, {key: 1}, wait=5)
-    assert time.monotonic() - started < 5
     taken.release()
     # The semaphore key itself expires too: an idle Redis keeps no leftovers.
     assert redis.pttl(key) > 0 or not redis.exists(key)
