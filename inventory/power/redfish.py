@@ -448,56 +448,35 @@ def _state(status):
     return str(health).lower() if health else ""
 
 
+# Redfish collection -> (label for unnamed members, reading property, default unit)
+_SENSOR_SOURCES = {
+    "thermal": (
+        ("Temperatures", "Temperature", "ReadingCelsius", "°C"),
+        ("Fans", "Fan", "Reading", "RPM"),
+    ),
+    "power": (
+        ("PowerControl", "Power consumed", "PowerConsumedWatts", "W"),
+        ("Voltages", "Voltage", "ReadingVolts", "V"),
+        ("PowerSupplies", "Power supply", "LastPowerOutputWatts", "W"),
+    ),
+}
+
+
 def _sensors(kind, data):
-    readings = []
-    if kind == "thermal":
-        for item in data.get("Temperatures") or []:
-            readings.append(
-                Sensor(
-                    name=item.get("Name") or f"Temperature {item.get('MemberId')}",
-                    value=item.get("ReadingCelsius"),
-                    unit="°C",
-                    state=_state(item.get("Status")),
-                )
-            )
-        for item in data.get("Fans") or []:
-            readings.append(
-                Sensor(
-                    name=item.get("Name") or item.get("FanName") or f"Fan {item.get('MemberId')}",
-                    value=item.get("Reading"),
-                    unit=item.get("ReadingUnits") or "RPM",
-                    state=_state(item.get("Status")),
-                )
-            )
-    else:
-        for item in data.get("PowerControl") or []:
-            readings.append(
-                Sensor(
-                    name=item.get("Name") or "Power consumed",
-                    value=item.get("PowerConsumedWatts"),
-                    unit="W",
-                    state=_state(item.get("Status")),
-                )
-            )
-        for item in data.get("Voltages") or []:
-            readings.append(
-                Sensor(
-                    name=item.get("Name") or f"Voltage {item.get('MemberId')}",
-                    value=item.get("ReadingVolts"),
-                    unit="V",
-                    state=_state(item.get("Status")),
-                )
-            )
-        for item in data.get("PowerSupplies") or []:
-            readings.append(
-                Sensor(
-                    name=item.get("Name") or f"Power supply {item.get('MemberId')}",
-                    value=item.get("LastPowerOutputWatts"),
-                    unit="W",
-                    state=_state(item.get("Status")),
-                )
-            )
-    return readings
+    return [
+        Sensor(
+            name=item.get("Name")
+            or item.get("FanName")
+            or f"{label} {item.get('MemberId', '')}".strip(),
+            value=item.get(reading),
+            unit=item.get("ReadingUnits") or unit,
+            state=_state(item.get("Status")),
+        )
+        for collection, label, reading, unit in _SENSOR_SOURCES[
+            "thermal" if kind == "thermal" else "power"
+        ]
+        for item in data.get(collection) or []
+    ]
 
 
 def _unique_names(readings):
