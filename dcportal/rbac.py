@@ -233,6 +233,13 @@ def tenant_filter(model, ids):
     return Q(**{f"{path}__in": ids})
 
 
+def is_shared(model):
+    """A model whose objects belong to a tenant or, with no tenant, to every tenant (a catalogue:
+    operating systems, templates, profiles). Everyone in scope sees the shared ones; only a
+    global admin may change them, since a change reaches every tenant's servers."""
+    return getattr(model, "shared_tenancy", False)
+
+
 def restrict(queryset, user, action="view"):
     """The objects of `queryset` the user may take `action` on: permission, then tenant scope."""
     model = queryset.model
@@ -241,7 +248,10 @@ def restrict(queryset, user, action="view"):
         return queryset.none()
     if path is None or is_global(user):
         return queryset
-    return queryset.filter(tenant_filter(model, tenant_ids(user)))
+    scope = tenant_filter(model, tenant_ids(user))
+    if is_shared(model) and action == "view":
+        scope |= Q(**{f"{path}__isnull": True})
+    return queryset.filter(scope)
 
 
 def get_restricted(queryset, user, action="view", **lookup):
@@ -258,9 +268,14 @@ def require(user, perm):
         raise PermissionDenied(f"You lack the permission {perm}.")
 
 
-def check_tenant(user, tenant):
-    """Refuse to place an object in a tenant the user does not belong to."""
-    if tenant is None or is_global(user):
+def check_tenant(user, tenant, model=None):
+    """Refuse to place an object in a tenant the user does not belong to (or, for a shared
+    model, to make it shared unless the user is a global admin)."""
+    if is_global(user):
+        return
+    if tenant is None:
+        if model is not None and is_shared(model):
+            raise PermissionDenied("Only an admin may change what every tenant shares.")
         return
     if tenant.pk not in tenant_ids(user):
         raise PermissionDenied("You do not belong to that tenant.")

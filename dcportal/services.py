@@ -44,7 +44,7 @@ def create_object(model, /, *, user, m2m=None, **fields):
     (Server.model) can still be given it in `fields`."""
     rbac.require(user, rbac.permission_code(model, "add"))
     obj = model(**fields)
-    rbac.check_tenant(user, _tenant_of(obj))
+    rbac.check_tenant(user, _tenant_of(obj), type(obj))
     _save(obj)
     for name, values in (m2m or {}).items():
         getattr(obj, name).set(values)
@@ -56,11 +56,11 @@ def create_object(model, /, *, user, m2m=None, **fields):
 def update_object(obj, /, *, user, m2m=None, **fields):
     """Apply field changes (and m2m sets) to an object the caller has already scoped."""
     rbac.require(user, rbac.permission_code(type(obj), "change"))
-    rbac.check_tenant(user, _tenant_of(obj))
+    rbac.check_tenant(user, _tenant_of(obj), type(obj))
     with audit.Tracker(user, obj):
         for name, value in fields.items():
             setattr(obj, name, value)
-        rbac.check_tenant(user, _tenant_of(obj))
+        rbac.check_tenant(user, _tenant_of(obj), type(obj))
         _save(obj)
         for name, values in (m2m or {}).items():
             getattr(obj, name).set(values)
@@ -70,7 +70,7 @@ def update_object(obj, /, *, user, m2m=None, **fields):
 @transaction.atomic
 def delete_object(obj, *, user):
     rbac.require(user, rbac.permission_code(type(obj), "delete"))
-    rbac.check_tenant(user, _tenant_of(obj))
+    rbac.check_tenant(user, _tenant_of(obj), type(obj))
     before = audit.snapshot(obj)
     pk = obj.pk
     try:

@@ -52,6 +52,9 @@ PLAIN_HTTP = env_bool("DCPORTAL_PLAIN_HTTP", False)
 SESSION_COOKIE_SECURE = not PLAIN_HTTP
 CSRF_COOKIE_SECURE = not PLAIN_HTTP
 SECURE_SSL_REDIRECT = not PLAIN_HTTP
+# Firmware (iPXE, PXELinux, GRUB) and installers fetch boot scripts, templates, CA certificates
+# and CRLs over plain HTTP; those answers are bound to a MAC or a build token, not to a session.
+SECURE_REDIRECT_EXEMPT = [r"^boot/", r"^pki/"]
 SECURE_HSTS_SECONDS = 0 if PLAIN_HTTP else int(os.environ.get("DCPORTAL_HSTS_SECONDS", "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DCPORTAL_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("DCPORTAL_HSTS_PRELOAD", True)
@@ -149,6 +152,22 @@ POWER_MAX_PARALLEL = int(os.environ.get("DCPORTAL_POWER_MAX_PARALLEL", "32"))
 POWER_MAX_PARALLEL_PER_RACK = int(os.environ.get("DCPORTAL_POWER_MAX_PARALLEL_PER_RACK", "8"))
 POWER_TIMEOUT = float(os.environ.get("DCPORTAL_POWER_TIMEOUT", "10"))
 POWER_RETRY_DEADLINE = float(os.environ.get("DCPORTAL_POWER_RETRY_DEADLINE", "30"))
+
+# Deployment. Nodes reach the portal at DCPORTAL_BOOT_URL (e.g. http://10.0.0.1:8000); without
+# it, URLs in boot scripts and templates are built from the request (or 127.0.0.1 in the CLI).
+BOOT_URL = os.environ.get("DCPORTAL_BOOT_URL", "").rstrip("/")
+# Kernels, initrds and bootloaders: served at /boot/files/ and by `manage.py tftpd`.
+BOOT_FILES_DIR = Path(os.environ.get("DCPORTAL_BOOT_FILES_DIR", VAR_DIR / "boot"))
+# A build token stays valid this long after nodeset install (hours).
+BUILD_TOKEN_HOURS = float(os.environ.get("DCPORTAL_BUILD_TOKEN_HOURS", "24"))
+# The image unknown machines boot to be inventoried (paths inside BOOT_FILES_DIR, or URLs).
+DISCOVERY_KERNEL = os.environ.get("DCPORTAL_DISCOVERY_KERNEL", "discovery/vmlinuz")
+DISCOVERY_INITRD = os.environ.get("DCPORTAL_DISCOVERY_INITRD", "discovery/initrd.img")
+DISCOVERY_ARGS = os.environ.get("DCPORTAL_DISCOVERY_ARGS", "")
+# The rescue system booted by `nodeset … rescue`.
+RESCUE_KERNEL = os.environ.get("DCPORTAL_RESCUE_KERNEL", "rescue/vmlinuz")
+RESCUE_INITRD = os.environ.get("DCPORTAL_RESCUE_INITRD", "rescue/initrd.img")
+RESCUE_ARGS = os.environ.get("DCPORTAL_RESCUE_ARGS", "")
 
 CACHES = {
     "default": {

@@ -14,6 +14,24 @@ PUBLIC_URL_NAMES = frozenset(
         # The inventory agent script: holds no secret (the token is given when it is run) and
         # must be fetchable by a bare machine with `wget -qO- …/inventory/agent.sh | sh`.
         "inventory:agent",
+        # Boot: what firmware and installers fetch. Per-MAC scripts carry no secret but the
+        # build token of a server in build mode; templates and callbacks need that token.
+        "boot:ipxe",
+        "boot:ipxe-mac",
+        "boot:pxelinux",
+        "boot:grub",
+        "boot:file",
+        "boot:template",
+        "boot:progress",
+        "boot:done",
+        "boot:failed",
+        # The CA's public face: certificates and CRLs (public by nature), and the CSR a
+        # server in build mode submits with its build token.
+        "pki:authority-pem",
+        "pki:authority-der",
+        "pki:crl-der",
+        "pki:crl-pem",
+        "pki:autosign",
     }
 )
 # The pages that log a user in are public by nature.
@@ -39,6 +57,8 @@ urlpatterns = [
     path("deploy/", include("deploy.urls")),
     path("virt/", include("virt.urls")),
     path("ca/", include("ca.urls")),
+    path("boot/", include("deploy.boot.urls")),
+    path("pki/", include("ca.public_urls")),
     path("api/", include((api_urlpatterns(api_urls.urlpatterns), "api"))),
     path("admin/", admin.site.urls),
 ]

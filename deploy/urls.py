@@ -1,6 +1,7 @@
 from django.urls import path
 
 from dcportal.views import app_index
+from deploy import build_views, catalogue_views, dhcp_views
 
 app_name = "deploy"
 
@@ -17,4 +18,7 @@ urlpatterns = [
         },
         name="index",
     ),
+    *catalogue_views.urlpatterns,
+    *build_views.urlpatterns,
+    *dhcp_views.urlpatterns,
 ]

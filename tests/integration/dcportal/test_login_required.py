@@ -142,7 +142,23 @@ def test_sample_path_resolves_to_its_own_pattern(path, name, entry):
 def test_only_the_allowlisted_urls_are_public():
     # Boot and install callbacks (and the agent script) are the only public URLs; each must be
     # added on purpose, here as in dcportal.urls.PUBLIC_URL_NAMES.
-    assert set(urls.PUBLIC_URL_NAMES) == {"inventory:agent"}
+    assert set(urls.PUBLIC_URL_NAMES) == {
+        "inventory:agent",
+        "boot:ipxe",
+        "boot:ipxe-mac",
+        "boot:pxelinux",
+        "boot:grub",
+        "boot:file",
+        "boot:template",
+        "boot:progress",
+        "boot:done",
+        "boot:failed",
+        "pki:authority-pem",
+        "pki:authority-der",
+        "pki:crl-der",
+        "pki:crl-pem",
+        "pki:autosign",
+    }
 
 
 def test_exempt_names_exist():

@@ -1,0 +1,7 @@
+"""REST API."""
+
+urlpatterns = []
+
+
+def register(router):
+    pass
