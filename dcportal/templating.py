@@ -24,7 +24,7 @@ MAX_OUTPUT = 4 * 1024 * 1024  # characters of rendered output
 MAX_VALUE = 1024 * 1024  # length of a string or list made with * or **, and of a power
 _MAIN = "<template>"
 
-_snippets = contextvars.ContextVar("dcportal_template_snippets", default={})
+_snippets = contextvars.ContextVar("dcportal_template_snippets", default=None)
 
 
 class TemplateError(Exception):
@@ -43,11 +43,11 @@ class TemplateError(Exception):
 
 
 def _load_snippet(name):
-    source = _snippets.get().get(name)
+    source = (_snippets.get() or {}).get(name)
     if source is None:
         return None
     # Snippets are looked up in the render that asks for them: never reuse another render's.
-    return source, name, lambda: _snippets.get().get(name) == source
+    return source, name, lambda: (_snippets.get() or {}).get(name) == source
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -98,7 +98,7 @@ def _lineno_from(exc):
     """The template line a render error was raised from (Jinja maps its frames to it)."""
     name, lineno = None, getattr(exc, "lineno", None)
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == _MAIN or frame.filename in _snippets.get():
+        if frame.filename == _MAIN or frame.filename in (_snippets.get() or {}):
             return frame.filename, frame.lineno
     return name, lineno
 

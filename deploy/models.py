@@ -86,7 +86,9 @@ class OperatingSystem(models.Model):
     kernel = models.CharField(
         max_length=500,
         validators=[validate_boot_path],
-        help_text="http(s) URL, or a path inside the boot files directory (served at /boot/files/).",
+        help_text=(
+            "http(s) URL, or a path inside the boot files directory (served at /boot/files/)."
+        ),
     )
     initrd = models.CharField(max_length=500, blank=True, validators=[validate_boot_path])
     install_url = models.URLField(
@@ -318,9 +320,7 @@ class ServerDeploy(models.Model):
     template_fetched = models.DateTimeField(null=True, blank=True)
     last_report = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
-    job = models.ForeignKey(
-        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
