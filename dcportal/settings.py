@@ -168,6 +168,9 @@ DISCOVERY_ARGS = os.environ.get("DCPORTAL_DISCOVERY_ARGS", "")
 RESCUE_KERNEL = os.environ.get("DCPORTAL_RESCUE_KERNEL", "rescue/vmlinuz")
 RESCUE_INITRD = os.environ.get("DCPORTAL_RESCUE_INITRD", "rescue/initrd.img")
 RESCUE_ARGS = os.environ.get("DCPORTAL_RESCUE_ARGS", "")
+# The authority (by slug) that signs host certificates: build-token autosign and the CA URLs
+# given to install templates (/pki/<slug>.pem, /pki/<slug>.crl).
+CA_HOST_AUTHORITY = os.environ.get("DCPORTAL_CA_HOST_AUTHORITY", "hosts")
 
 CACHES = {
     "default": {
