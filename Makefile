@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test manage lint bench bench-inventory bench-power
+.PHONY: run test manage lint bench bench-inventory bench-power bench-deploy bench-dhcp bench-ca
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-libvirt.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "dcportal needs Python 3.11 or newer"; exit 1; }
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -16,6 +16,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 		$(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	@if pkg-config --exists libvirt 2>/dev/null; then \
+		$(PY) -m pip install -q -r requirements-libvirt.txt; \
+	else echo "libvirt development files not found: the libvirt driver stays unavailable"; fi
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -42,3 +45,15 @@ bench-inventory: $(STAMP)
 # BENCH_BMCS=20 ipmi_sim BMCs (BENCH_DRIVER=redfish: one sushy-emulator); no database needed.
 bench-power: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(PY) -P bench/power.py
+
+# nodeset of 5000 servers; a boot storm of 2000 nodes against gunicorn (BENCH_STORM, BENCH_CLIENTS).
+bench-deploy: $(STAMP)
+	$(PY) -m dcportal.launcher bench bench/deploy.py
+
+# makedhcp of BENCH_DHCP_HOSTS=10000 hosts in each format vs a bare values_list + join.
+bench-dhcp: $(STAMP)
+	$(PY) -m dcportal.launcher bench bench/dhcp.py
+
+# CSR -> signed, stored, audited certificate per second; a CRL of BENCH_CA_REVOKED=10000 entries.
+bench-ca: $(STAMP)
+	$(PY) -m dcportal.launcher bench bench/ca.py

@@ -168,9 +168,37 @@ DISCOVERY_ARGS = os.environ.get("DCPORTAL_DISCOVERY_ARGS", "")
 RESCUE_KERNEL = os.environ.get("DCPORTAL_RESCUE_KERNEL", "rescue/vmlinuz")
 RESCUE_INITRD = os.environ.get("DCPORTAL_RESCUE_INITRD", "rescue/initrd.img")
 RESCUE_ARGS = os.environ.get("DCPORTAL_RESCUE_ARGS", "")
+# rinstall: how long a job gives an install to report `done`, power actions included (seconds;
+# at most the job timeout less two minutes), and how often it looks at the build's progress.
+RINSTALL_TIMEOUT = float(os.environ.get("DCPORTAL_RINSTALL_TIMEOUT", "3000"))
+RINSTALL_POLL_SECONDS = float(os.environ.get("DCPORTAL_RINSTALL_POLL_SECONDS", "5"))
 # The authority (by slug) that signs host certificates: build-token autosign and the CA URLs
 # given to install templates (/pki/<slug>.pem, /pki/<slug>.crl).
 CA_HOST_AUTHORITY = os.environ.get("DCPORTAL_CA_HOST_AUTHORITY", "hosts")
+
+# Certificate authority. Certificates point their CRL distribution point and issuer (AIA) URLs
+# at DCPORTAL_CA_PUBLIC_URL (plain HTTP is normal there), else at the boot URL.
+CA_PUBLIC_URL = os.environ.get("DCPORTAL_CA_PUBLIC_URL", "").rstrip("/")
+# A CRL is republished this many hours before its nextUpdate (at most half its validity).
+CA_CRL_REFRESH_HOURS = float(os.environ.get("DCPORTAL_CA_CRL_REFRESH_HOURS", "48"))
+# Refused build tokens per source address (per 15 minutes) before autosign answers 429.
+CA_AUTOSIGN_MAX_FAILURES = int(os.environ.get("DCPORTAL_CA_AUTOSIGN_MAX_FAILURES", "20"))
+
+# DHCP configurations (manage.py makedhcp, /api/deploy/dhcp/<format>/); each can be overridden
+# per run. The TFTP server PXE ROMs load their first file from (next-server; empty: the address
+# in DCPORTAL_BOOT_URL). The boot mode: "ipxe" chainloads iPXE (undionly.kpxe for BIOS,
+# ipxe.efi for UEFI), which then fetches DCPORTAL_BOOT_URL/boot/ipxe; "pxelinux" hands out
+# pxelinux.0 and "grub" GRUB's core.0 to BIOS machines, grubx64.efi to UEFI ones. The file names
+# replace the mode's defaults when set. Kea listens on DCPORTAL_DHCP_INTERFACES ("*": all).
+DHCP_NEXT_SERVER = os.environ.get("DCPORTAL_DHCP_NEXT_SERVER", "")
+DHCP_BOOT_MODE = os.environ.get("DCPORTAL_DHCP_BOOT_MODE", "ipxe")
+if DHCP_BOOT_MODE not in ("ipxe", "pxelinux", "grub"):
+    raise ImproperlyConfigured(
+        f"DCPORTAL_DHCP_BOOT_MODE must be ipxe, pxelinux or grub, not {DHCP_BOOT_MODE!r}"
+    )
+DHCP_BIOS_FILE = os.environ.get("DCPORTAL_DHCP_BIOS_FILE", "")
+DHCP_UEFI_FILE = os.environ.get("DCPORTAL_DHCP_UEFI_FILE", "")
+DHCP_INTERFACES = env_list("DCPORTAL_DHCP_INTERFACES", "*")
 
 CACHES = {
     "default": {
@@ -257,6 +285,16 @@ SPECTACULAR_SETTINGS = {
         "ServerStatusEnum": "inventory.models.Server.Status",
         "IPAddressStatusEnum": "inventory.models.IPAddress.Status",
         "IPRangeKindEnum": "inventory.models.IPRange.Kind",
+        "NextBootEnum": "deploy.models.ServerDeploy.NextBoot",
+        "ServerDeployStateEnum": "deploy.models.ServerDeploy.State",
+        "ServerDeployStageEnum": "deploy.models.ServerDeploy.Stage",
+        "RevocationReasonEnum": "ca.models.RevocationReason",
+        "KeyTypeEnum": "ca.models.KeyType",
+        "CertificateProfileEnum": "ca.models.Profile",
+        "CertificateStatusEnum": "ca.models.CertificateStatus",
+        "CertificateRequestStatusEnum": "ca.models.CertificateRequest.Status",
+        "CertificateRequestSourceEnum": "ca.models.CertificateRequest.Source",
+        "TemplateKindEnum": "deploy.models.Template.Kind",
     },
 }
 

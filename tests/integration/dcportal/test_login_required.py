@@ -199,9 +199,23 @@ def _refusal(path, response):
     return ""
 
 
-@pytest.mark.parametrize("name", sorted(EXEMPT))
+@pytest.mark.parametrize("name", sorted(urls.AUTHENTICATION_URL_NAMES | {"inventory:agent"}))
 def test_login_pages_answer_anonymously(name, client, db):
     assert client.get(reverse(name)).status_code == 200
+
+
+PUBLIC_SAMPLES = [(path, name) for path, name, _ in URLS if name in urls.PUBLIC_URL_NAMES]
+
+
+@pytest.mark.parametrize(("path", "name"), PUBLIC_SAMPLES, ids=[p for p, _ in PUBLIC_SAMPLES])
+def test_public_urls_make_their_own_check_not_a_login(path, name, client, db):
+    # A boot or PKI URL answers for itself (the file, 403 for a bad token, 404, 405 for the
+    # wrong method), never with the login page.
+    for method in (client.get, client.post):
+        response = method(path)
+        assert response.status_code not in (401, 500), name
+        location = response.get("Location", "")
+        assert not (response.status_code == 302 and "login" in location), name
 
 
 def test_static_files_need_no_login(client, db):

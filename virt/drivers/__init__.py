@@ -1,0 +1,1 @@
+"""Hypervisor drivers: plain data in, plain data out (see base.py)."""
