@@ -109,6 +109,7 @@ def _messages(exc):
     return " ".join(exc.messages)
 
 
+# The installer authenticates with its build token, not a session: no cookie to forge with.
 @login_not_required
 @csrf_exempt
 @require_POST

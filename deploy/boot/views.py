@@ -186,6 +186,7 @@ def _messages(exc):
     return exc.messages
 
 
+# Installers post with their build token and no session or cookie: CSRF has nothing to guard.
 @csrf_exempt
 @login_not_required
 @require_POST
