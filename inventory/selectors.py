@@ -85,6 +85,24 @@ def resolve_noderange(text, *, user, action="view", queryset=None):
     return scope.filter(Q(pk__in=ids) | Q(tags__overlap=tags) if tags else Q(pk__in=ids))
 
 
+def servers_named(*, user, ids=None, noderange=None, action="view"):
+    """The servers a bulk request names, by ids or by a node range, that the user may take
+    `action` on, in a stable order. Raises ValidationError keyed by the field the caller used;
+    an id of another tenant's server reads exactly like an id that does not exist."""
+    if noderange:
+        try:
+            servers = resolve_noderange(noderange, user=user, action=action)
+        except ValidationError as exc:
+            raise ValidationError({"noderange": exc.messages}) from None
+        return list(servers.order_by("hostname"))
+    ids = list(dict.fromkeys(ids or ()))
+    found = rbac.restrict(Server.objects.filter(pk__in=ids), user, action).in_bulk()
+    missing = [str(pk) for pk in ids if pk not in found]
+    if missing:
+        raise ValidationError({"servers": f"No server with id {', '.join(missing)}."})
+    return [found[pk] for pk in ids]
+
+
 def server_history(server, *, user, limit=200):
     """Audit events of the server and of its current interfaces, newest first."""
     events = audit_events_for(user)

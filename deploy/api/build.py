@@ -14,7 +14,6 @@ is not found.
 """
 
 import django_filters as filters
-from django.core.exceptions import ValidationError
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, serializers, status
@@ -176,21 +175,9 @@ class ServerDeployViewSet(
 
 
 def _servers(user, data, action):
-    if data.get("noderange"):
-        try:
-            servers = selectors.resolve_noderange(data["noderange"], user=user, action=action)
-        except ValidationError as exc:
-            raise ValidationError({"noderange": exc.messages}) from None
-        return servers
-    ids = list(dict.fromkeys(data["servers"]))
-    visible = set(
-        rbac.restrict(Server.objects.filter(pk__in=ids), user, "view").values_list("pk", flat=True)
+    return selectors.servers_named(
+        user=user, ids=data.get("servers"), noderange=data.get("noderange"), action=action
     )
-    # Another tenant's server answers exactly like one that does not exist.
-    missing = [str(pk) for pk in ids if pk not in visible]
-    if missing:
-        raise ValidationError({"servers": f"No server with id {', '.join(missing)}."})
-    return ids
 
 
 class NodesetView(generics.GenericAPIView):

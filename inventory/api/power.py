@@ -12,7 +12,6 @@ just the next boot), sensors. Each server gets a tracked job on the "power" queu
 inventory.set_boot_device, status and sensors view_server; another tenant's server is not found.
 """
 
-from django.core.exceptions import ValidationError
 from django.urls import path
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
@@ -227,32 +226,14 @@ class BulkPowerView(generics.GenericAPIView):
         data = body.validated_data
         user = request.user
         _check_permission(user, data["action"])
-        if data.get("noderange"):
-            try:
-                servers = selectors.resolve_noderange(data["noderange"], user=user)
-            except ValidationError as exc:
-                raise ValidationError({"noderange": exc.messages}) from None
-            servers = list(servers.order_by("hostname"))
-        else:
-            servers = _servers_by_id(user, data["servers"])
+        servers = selectors.servers_named(
+            user=user, ids=data.get("servers"), noderange=data.get("noderange")
+        )
         jobs = power_services.enqueue_power(
             user=user, servers=servers, action=data["action"], persistent=data["persistent"]
         )
         body = BulkPowerJobsSerializer({"jobs": jobs})
         return Response(body.data, status=status.HTTP_202_ACCEPTED)
-
-
-def _servers_by_id(user, ids):
-    ids = list(dict.fromkeys(ids))
-    found = Server.objects.in_bulk(ids) if ids else {}
-    visible = set(
-        rbac.restrict(Server.objects.filter(pk__in=ids), user, "view").values_list("pk", flat=True)
-    )
-    # Another tenant's server answers exactly like one that does not exist.
-    missing = [str(pk) for pk in ids if pk not in visible]
-    if missing:
-        raise ValidationError({"servers": f"No server with id {', '.join(missing)}."})
-    return [found[pk] for pk in ids]
 
 
 def register(router):
