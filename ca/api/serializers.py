@@ -93,7 +93,9 @@ class AuthoritySerializer(PortalModelSerializer):
         return services.public_urls(authority.slug)
 
 
-class AuthorityCreateSerializer(serializers.Serializer):
+class AuthorityFieldsSerializer(serializers.Serializer):
+    """What a new and an imported authority both have."""
+
     name = serializers.CharField(max_length=100)
     slug = serializers.SlugField(max_length=50)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -105,6 +107,9 @@ class AuthorityCreateSerializer(serializers.Serializer):
         default=None,
         help_text="Empty: shared by every tenant (admins only).",
     )
+
+
+class AuthorityCreateSerializer(AuthorityFieldsSerializer):
     parent = ScopedRelatedField(
         slug_field="slug",
         queryset=Authority.objects.all(),
@@ -131,18 +136,7 @@ class AuthorityCreateSerializer(serializers.Serializer):
     crl_validity_hours = serializers.IntegerField(min_value=1, max_value=8760, default=168)
 
 
-class AuthorityImportSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    slug = serializers.SlugField(max_length=50)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    tenant = ScopedRelatedField(
-        slug_field="slug",
-        queryset=Tenant.objects.all(),
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="Empty: shared by every tenant (admins only).",
-    )
+class AuthorityImportSerializer(AuthorityFieldsSerializer):
     parent = ScopedRelatedField(
         slug_field="slug",
         queryset=Authority.objects.all(),
