@@ -153,6 +153,14 @@ POWER_MAX_PARALLEL_PER_RACK = int(os.environ.get("DCPORTAL_POWER_MAX_PARALLEL_PE
 POWER_TIMEOUT = float(os.environ.get("DCPORTAL_POWER_TIMEOUT", "10"))
 POWER_RETRY_DEADLINE = float(os.environ.get("DCPORTAL_POWER_RETRY_DEADLINE", "30"))
 
+# Virtualization. The MACs of new VM interfaces come from this locally administered prefix
+# (first octet with the 0x02 bit set, unicast); the rest is random and never a MAC already in
+# the inventory. A VM job waits this long for a free slot of its pool's limit (seconds), and
+# the install's clean shutdown this long before the VM is forced off.
+VIRT_MAC_PREFIX = os.environ.get("DCPORTAL_VIRT_MAC_PREFIX", "02:dc:00")
+VIRT_SLOT_WAIT = float(os.environ.get("DCPORTAL_VIRT_SLOT_WAIT", "3600"))
+VIRT_SHUTDOWN_TIMEOUT = float(os.environ.get("DCPORTAL_VIRT_SHUTDOWN_TIMEOUT", "120"))
+
 # Deployment. Nodes reach the portal at DCPORTAL_BOOT_URL (e.g. http://10.0.0.1:8000); without
 # it, URLs in boot scripts and templates are built from the request (or 127.0.0.1 in the CLI).
 BOOT_URL = os.environ.get("DCPORTAL_BOOT_URL", "").rstrip("/")

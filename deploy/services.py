@@ -29,9 +29,10 @@ from django.utils import timezone
 
 from dcportal import audit, jobs, rbac, requestcontext, services
 from dcportal.models import AuditEvent, Job, JobLog, Tenant
-from deploy import rendering, tokens
+from deploy import rendering, signals, tokens
 from deploy.models import Profile, ServerDeploy
-from inventory.models import Bmc, Server, normalise_uuid
+from inventory import power_services
+from inventory.models import Server, normalise_uuid
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ def _nodeset_values(values, next_boot, profile, now):
 
 
 @transaction.atomic
-def nodeset(*, user, servers, next_boot, profile=None):
+def nodeset(*, user, servers, next_boot, profile=None, permission=NODESET_PERMISSION):
     """Set the next boot of `servers` (Server objects, ids or a queryset) to `next_boot`.
 
     install needs a profile usable by every server's tenant and gives each server a new build
@@ -261,9 +262,10 @@ def nodeset(*, user, servers, next_boot, profile=None):
     status "deploying" goes back to "ready"). `profile` with another mode only records it.
 
     All or nothing; a constant number of statements per thousand servers. Returns a
-    NodesetResult.
+    NodesetResult. `permission` is the action checked on the servers: virt installs its VMs
+    under virt.install_vm (XAPI's vm-admin), which is not deploy's nodeset.
     """
-    rbac.require(user, NODESET_PERMISSION)
+    rbac.require(user, permission)
     next_boot = _next_boot(next_boot)
     if isinstance(servers, QuerySet):
         labels = {}
@@ -279,7 +281,7 @@ def nodeset(*, user, servers, next_boot, profile=None):
         raise ValidationError({"profile": "An install needs a profile."})
     profile = usable_profile(user, profile) if profile is not None else None
 
-    scoped = rbac.restrict(Server.objects.filter(pk__in=ids), user, NODESET_PERMISSION)
+    scoped = rbac.restrict(Server.objects.filter(pk__in=ids), user, permission)
     rows = list(scoped.order_by("hostname").values_list("pk", "hostname", "tenant_id", "status"))
     found = {pk for pk, *_ in rows}
     outside = [labels.get(pk, f"#{pk}") for pk in ids if pk not in found]
@@ -587,7 +589,29 @@ def report_done(token, *, message=""):
         server_status=(server.status, Server.Status.DEPLOYED),
     )
     _job_note(row, f"{server.hostname}: installed; next boot localboot", Stage.DONE)
+    _announce(row)
     return row
+
+
+def _announce(row):
+    """Tell the listeners once the report is committed; a listener's failure is logged and
+    never turns the installer's committed report into an error."""
+    server_id, state, message = row.server_id, row.state, row.error or row.message
+
+    def send():
+        answers = signals.build_finished.send_robust(
+            sender=ServerDeploy, server_id=server_id, state=state, message=message
+        )
+        for receiver, answer in answers:
+            if isinstance(answer, Exception):
+                logger.error(
+                    "build_finished listener %s failed for server %s: %r",
+                    getattr(receiver, "__qualname__", receiver),
+                    server_id,
+                    answer,
+                )
+
+    transaction.on_commit(send)
 
 
 def _fail(row, error, now):
@@ -620,6 +644,7 @@ def report_failed(token, *, message=""):
         server_status=(server.status, Server.Status.FAILED),
     )
     _job_note(row, f"{server.hostname}: install failed: {error}", Stage.FAILED, level="error")
+    _announce(row)
     return row
 
 
@@ -716,7 +741,7 @@ def rinstall(*, user, servers, profile=None, timeout=None):
     ids = [pk for result in results for pk in result.server_ids]
     names = dict(zip(ids, [name for result in results for name in result.servers], strict=True))
     profiles = {pk: result.profile for result in results for pk in result.server_ids}
-    with_bmc = set(Bmc.objects.filter(server_id__in=ids).values_list("server_id", flat=True))
+    with_bmc = power_services.powered_ids(ids)
     without = [names[pk] for pk in ids if pk not in with_bmc]
     if without:
         raise ValidationError({"servers": f"No BMC configured for {_quoted(without)}."})

@@ -39,6 +39,7 @@ from inventory.power.base import (
     PowerState,
     RetryablePowerError,
     get_driver,
+    registered_drivers,
 )
 
 logger = logging.getLogger(__name__)
@@ -357,6 +358,75 @@ def _audit(user, server, spec, result, *, driver="", persistent=False):
         audit.record(user=user, action="action", verb=spec.verb, obj=server, extra=extra)
 
 
+@dataclass(frozen=True)
+class PowerEndpoint:
+    """Where a server's power actions go: its BMC, or another source (a hypervisor for a VM).
+
+    `session()` is a context manager that holds whatever limits apply and yields a PowerDriver;
+    `record(state)` stores the last known state; `secret` is scrubbed from every message."""
+
+    driver_name: str
+    where: str
+    session: object
+    record: object
+    secret: str = ""
+    manual: bool = False
+
+
+# Callables server -> PowerEndpoint | None, and ids -> set of the ids they power; asked before
+# the BMC (virt registers the hypervisor of VMs here: inventory does not import virt).
+_SOURCES = []
+
+
+def register_source(*, endpoint, covers):
+    _SOURCES.append((endpoint, covers))
+
+
+def powered_ids(ids):
+    """The ids among `ids` of servers the portal can power: a BMC or a registered source."""
+    ids = list(ids)
+    found = set(Bmc.objects.filter(server_id__in=ids).values_list("server_id", flat=True))
+    for _endpoint, covers in _SOURCES:
+        found |= set(covers(ids))
+    return found
+
+
+def _bmc_endpoint(bmc):
+    target = bmc_target(bmc)
+    where = f"{bmc.address}:{bmc.port}" if bmc.port else bmc.address
+
+    class Session:
+        def __enter__(self):
+            self.slot = power_slot(bmc.server)
+            try:
+                return get_driver(bmc.driver, target)
+            except BaseException:
+                self.slot.release()
+                raise
+
+        def __exit__(self, *exc):
+            self.slot.release()
+            return False
+
+    return PowerEndpoint(
+        driver_name=bmc.driver,
+        where=f"the {bmc.driver} BMC {where}".rstrip(),
+        session=Session,
+        record=lambda state: _record_state(bmc, state),
+        secret=target.password,
+        manual=bool(getattr(registered_drivers().get(bmc.driver), "manual", False)),
+    )
+
+
+def _endpoint(server):
+    for endpoint, _covers in _SOURCES:
+        found = endpoint(server)
+        if found is not None:
+            return found
+    bmc = Bmc.objects.select_related("server", "credential").filter(server_id=server.pk).first()
+    return None if bmc is None else _bmc_endpoint(bmc)
+
+
 def run_power_action(*, user, server, action, persistent=False, log=None):
     """Run one power action on `server` now, in this process, and return its result:
 
@@ -373,22 +443,21 @@ def run_power_action(*, user, server, action, persistent=False, log=None):
     persistent = bool(persistent) and spec.name in BOOT_DEVICES
     log = log or _no_log
     host = server.hostname
-    bmc = Bmc.objects.select_related("server", "credential").filter(server_id=server.pk).first()
-    if bmc is None:
-        result = _result(server, spec, FAILED, f"{host} has no BMC configured.", error=FATAL)
-        _audit(user, server, spec, result, persistent=persistent)
-        log(result["message"], "error")
-        return result
-
-    target = None
+    secret = _Secret()
 
     def safe_log(message, level="info"):
-        log(_scrub(message, target), level)
+        log(_scrub(message, secret), level)
 
+    driver_name = ""
     try:
-        target = bmc_target(bmc)
-        driver = get_driver(bmc.driver, target)
-        if getattr(driver, "manual", False) and spec.changes:
+        endpoint = _endpoint(server)
+        if endpoint is None:
+            result = _result(server, spec, FAILED, f"{host} has no BMC configured.", error=FATAL)
+            _audit(user, server, spec, result, persistent=persistent)
+            log(result["message"], "error")
+            return result
+        secret.password, driver_name = endpoint.secret, endpoint.driver_name
+        if endpoint.manual and spec.changes:
             # Nobody to talk to: the request is recorded for a person to carry out.
             wanted = spec.request.format(host=host, how=_how(persistent))
             message = f"Manual driver: {wanted}"
@@ -396,16 +465,15 @@ def run_power_action(*, user, server, action, persistent=False, log=None):
             result = _result(server, spec, REQUESTED, message, persistent=persistent)
             if spec.name in BOOT_DEVICES:
                 result.update(device=str(BOOT_DEVICES[spec.name]))
-            _audit(user, server, spec, result, driver=bmc.driver, persistent=persistent)
+            _audit(user, server, spec, result, driver=driver_name, persistent=persistent)
             return result
-        where = f"{bmc.address}:{bmc.port}" if bmc.port else bmc.address
-        log(f"{host}: {spec.name} through the {bmc.driver} BMC {where}".rstrip())
-        with power_slot(server):
+        log(f"{host}: {spec.name} through {endpoint.where}")
+        with endpoint.session() as driver:
             state, extra, message = _perform(
                 driver, spec, persistent=persistent, log=safe_log, host=host
             )
         if state is not None:
-            _record_state(bmc, state)
+            endpoint.record(state)
         result = _result(server, spec, OK, message, state=state, **extra)
     except power_slots.SlotTimeout:
         message = (
@@ -414,11 +482,11 @@ def run_power_action(*, user, server, action, persistent=False, log=None):
         )
         result = _result(server, spec, FAILED, message, error=RETRYABLE)
     except FatalPowerError as exc:
-        result = _result(server, spec, FAILED, _scrub(exc, target), error=FATAL)
+        result = _result(server, spec, FAILED, _scrub(exc, secret), error=FATAL)
     except RetryablePowerError as exc:
-        result = _result(server, spec, FAILED, _scrub(exc, target), error=RETRYABLE)
+        result = _result(server, spec, FAILED, _scrub(exc, secret), error=RETRYABLE)
     except PowerError as exc:  # a driver raising the base class: treat as not worth retrying
-        result = _result(server, spec, FAILED, _scrub(exc, target), error=FATAL)
+        result = _result(server, spec, FAILED, _scrub(exc, secret), error=FATAL)
     except Exception as exc:
         # A driver bug must fail this node only, not a whole range; the traceback goes to the
         # server log (the exception's text is scrubbed like any message).
@@ -426,16 +494,22 @@ def run_power_action(*, user, server, action, persistent=False, log=None):
             "power action %s on %s failed unexpectedly:\n%s",
             spec.name,
             host,
-            _scrub(traceback.format_exc(), target),
+            _scrub(traceback.format_exc(), secret),
         )
-        message = f"unexpected error: {type(exc).__name__}: {_scrub(exc, target)}"
+        message = f"unexpected error: {type(exc).__name__}: {_scrub(exc, secret)}"
         result = _result(server, spec, FAILED, message, error=INTERNAL)
     if result["ok"]:
         log(f"{host}: {result['message']}")
     else:
         log(f"{host}: Error: {result['message']}", "error")
-    _audit(user, server, spec, result, driver=bmc.driver, persistent=persistent)
+    _audit(user, server, spec, result, driver=driver_name, persistent=persistent)
     return result
+
+
+class _Secret:
+    """The password of the endpoint in use, once known (for _scrub)."""
+
+    password = ""
 
 
 # Jobs -----------------------------------------------------------------------------------------
@@ -462,7 +536,7 @@ def enqueue_power(*, user, servers, action, persistent=False):
     outside = [server.hostname for server in servers if server.pk not in allowed]
     if outside:
         raise PermissionDenied(f"Not in your tenants: {', '.join(sorted(outside)[:10])}.")
-    with_bmc = set(Bmc.objects.filter(server_id__in=ids).values_list("server_id", flat=True))
+    with_bmc = powered_ids(ids)
     without = sorted(server.hostname for server in servers if server.pk not in with_bmc)
     if without:
         more = f" and {len(without) - 10} more" if len(without) > 10 else ""

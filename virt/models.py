@@ -56,6 +56,15 @@ class Pool(models.Model):
         related_name="pools",
         help_text="Empty: shared by every tenant (only an admin may change it).",
     )
+    import_tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Tenant of the VMs a sync finds that the portal did not create; empty: the "
+        "pool's tenant (a shared pool then leaves them out of the inventory).",
+    )
     max_sessions = models.PositiveSmallIntegerField(
         default=4,
         validators=[MinValueValidator(1), MaxValueValidator(64)],
@@ -160,9 +169,7 @@ class Network(_PoolObject):
     bridge = models.CharField(max_length=64, blank=True)
 
     class Meta(_PoolObject.Meta):
-        constraints = [
-            models.UniqueConstraint(fields=["pool", "uuid"], name="network_unique_uuid")
-        ]
+        constraints = [models.UniqueConstraint(fields=["pool", "uuid"], name="network_unique_uuid")]
 
 
 class StorageRepository(_PoolObject):

@@ -83,7 +83,7 @@ class PoolTarget:
     username: str = ""
     password: str = field(default="", repr=False)  # never in a repr, log line or job log
     verify_tls: bool = True
-    ca_bundle: str = ""  # path to a PEM file; empty means the system's CAs
+    ca_bundle: str = ""  # PEM certificates, or a path to a PEM file; empty: the system's CAs
     options: dict = field(default_factory=dict)
     label: str = ""  # the pool's name, for messages
 
@@ -178,6 +178,8 @@ class HypervisorDriver(abc.ABC):
 
     name = ""
     description = ""
+    # True when the portal must choose the VM's console port (VmSpec.vnc_port).
+    needs_console_port = False
 
     def __init__(self, target: PoolTarget):
         self.target = target

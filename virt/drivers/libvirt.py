@@ -188,6 +188,8 @@ def _macs(root):
 class LibvirtDriver(HypervisorDriver):
     name = "libvirt"
     description = "KVM / QEMU / Xen through libvirt"
+    # A fixed port per VM, from the pool's range: consoles stay where firewalls expect them.
+    needs_console_port = True
 
     def __init__(self, target):
         super().__init__(target)

@@ -145,7 +145,10 @@ def tls_context(target):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    return ssl.create_default_context(cafile=target.ca_bundle or None)
+    bundle = target.ca_bundle or ""
+    if "-----BEGIN" in bundle:  # the PEM itself, as the portal stores it
+        return ssl.create_default_context(cadata=bundle)
+    return ssl.create_default_context(cafile=bundle or None)
 
 
 def _option(target, name, default, cast):
