@@ -23,6 +23,7 @@ from inventory.models import Interface
 OCTET = re.compile(r"^[0-9a-f]{2}$")
 CANDIDATES = 16  # tried per query
 ATTEMPTS = 8  # queries before the prefix counts as full
+SMALL_SPACE_OCTETS = 2  # up to 65536 MACs: list the free ones instead of drawing at random
 
 
 def mac_prefix(prefix=None):
@@ -49,11 +50,28 @@ def random_mac(octets):
 
 
 def free_macs(count, octets=None):
-    """Up to `count` random MACs of the prefix that no Interface has right now."""
+    """Up to `count` random MACs of the prefix that no Interface has right now. A small
+    space (a long prefix) is listed whole, so that its last free MAC is found too."""
     octets = octets or mac_prefix()
+    if 6 - len(octets) <= SMALL_SPACE_OCTETS:
+        prefix = ":".join(octets) + ":"
+        taken = set(Interface.objects.filter(mac__startswith=prefix).values_list("mac", flat=True))
+        free = [
+            mac
+            for mac in (
+                prefix + ":".join(f"{(n >> shift) & 0xFF:02x}" for shift in _shifts(octets))
+                for n in range(256 ** (6 - len(octets)))
+            )
+            if mac not in taken
+        ]
+        return secrets.SystemRandom().sample(free, min(count, len(free)))
     candidates = {random_mac(octets) for _ in range(max(count, CANDIDATES))}
     taken = set(Interface.objects.filter(mac__in=candidates).values_list("mac", flat=True))
     return [mac for mac in candidates if mac not in taken][:count]
+
+
+def _shifts(octets):
+    return [8 * index for index in reversed(range(6 - len(octets)))]
 
 
 def create_interface(*, server, name, boot=False, description=""):
@@ -61,7 +79,10 @@ def create_interface(*, server, name, boot=False, description=""):
     Must run inside a transaction; raises ValidationError when the prefix seems exhausted."""
     octets = mac_prefix()
     for _ in range(ATTEMPTS):
-        for mac in free_macs(CANDIDATES, octets):
+        candidates = free_macs(CANDIDATES, octets)
+        if not candidates:
+            break
+        for mac in candidates:
             try:
                 with transaction.atomic():
                     return Interface.objects.create(

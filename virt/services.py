@@ -682,7 +682,8 @@ def _failed(vm, exc, *, state=None):
     if state:
         fields["state"] = state
     _save_vm(vm, **fields)
-    return VmOperationFailed(f"{vm}: {exc}")
+    code = f"{exc.code}: " if isinstance(exc, DriverError) else ""
+    return VmOperationFailed(f"{vm}: {code}{exc}")
 
 
 def _spec(vm):
