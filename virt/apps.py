@@ -13,10 +13,12 @@ class VirtConfig(AppConfig):
         power.register()
 
     def housekeeping(self):
-        """Periodic upkeep (run by `manage.py housekeeping`): queue the pools' due syncs."""
+        """Periodic upkeep (run by `manage.py housekeeping`): settle VMs whose job ended
+        without finishing them, and queue the pools' due syncs."""
         from virt import services
 
-        return [f"queued {job.title}" for job in services.enqueue_due_syncs()]
+        lines = services.settle_stale_vms()
+        return lines + [f"queued {job.title}" for job in services.enqueue_due_syncs()]
 
 
 def _build_finished(sender, *, server_id, state, message="", **kwargs):

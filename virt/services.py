@@ -888,7 +888,7 @@ def run_destroy(ctx, vm):
             except NotFound:
                 ctx.log(f"{vm}: already gone from the hypervisor", "warning")
             except DriverError as exc:
-                raise _failed(vm, exc) from None
+                raise _failed(vm, exc, state=State.PRESENT) from None
     ctx.progress(90, "removing it from the inventory")
     server = vm.server
     result = {"vm": vm.pk, "hostname": server.hostname, "uuid": vm.uuid, "destroyed": True}
@@ -921,6 +921,30 @@ def _vm_result(vm):
         "power_state": vm.power_state,
         "boot": vm.boot,
     }
+
+
+def settle_stale_vms():
+    """VMs whose create or destroy job ended without finishing them (a worker died, someone
+    cancelled the job while queued): a creation counts as failed, a destruction as not done.
+    Returns lines to report."""
+    ended = [Job.Status.FAILED, Job.Status.CANCELLED]
+    lines = []
+    stale = Vm.objects.filter(
+        state__in=[State.CREATING, State.DESTROYING], job__status__in=ended
+    ).select_related("server", "job")
+    for vm in stale:
+        if vm.state == State.CREATING:
+            state = State.PRESENT if vm.uuid else State.FAILED
+            why = f"The create job {vm.job.pk} ended {vm.job.status}: {vm.job.error}".strip(": ")
+        else:
+            state = State.PRESENT
+            why = f"The destroy job {vm.job.pk} ended {vm.job.status}: {vm.job.error}".strip(": ")
+        updated = Vm.objects.filter(pk=vm.pk, state=vm.state).update(
+            state=state, last_error=why[:4000], updated=timezone.now()
+        )
+        if updated:
+            lines.append(f"{vm}: {vm.state} -> {state} ({why})")
+    return lines
 
 
 # The deploy flow's report ---------------------------------------------------------------------

@@ -468,3 +468,15 @@ def test_due_syncs_are_queued_once(synced, admin_user):
         second = services.enqueue_due_syncs()
     assert [job.kind for job in first] == ["virt.sync"] and second == []
     assert jobs.queue_for("virt").count >= 1
+
+
+def test_a_create_cancelled_in_the_queue_settles_as_failed(xapi, synced, admin_user, tenants):
+    vm = new_vm(synced, admin_user, tenants[0])
+    with transaction.atomic():
+        jobs.cancel(vm.job, user=admin_user)
+    lines = services.settle_stale_vms()
+    vm.refresh_from_db()
+    assert vm.state == "failed" and "cancelled" in vm.last_error
+    assert lines == [f"web01: creating -> failed ({vm.last_error})"]
+    run_burst_worker("virt")
+    assert xapi.calls["VM.clone"] == 0 and services.settle_stale_vms() == []
