@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test manage lint bench bench-inventory bench-power bench-deploy bench-dhcp bench-ca
+.PHONY: run test manage lint bench bench-inventory bench-power bench-deploy bench-dhcp bench-ca \
+	bench-virt
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-libvirt.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -57,3 +58,8 @@ bench-dhcp: $(STAMP)
 # CSR -> signed, stored, audited certificate per second; a CRL of BENCH_CA_REVOKED=10000 entries.
 bench-ca: $(STAMP)
 	$(PY) -m dcportal.launcher bench bench/ca.py
+
+# BENCH_VMS=500 creations by BENCH_WORKERS=8 rqworker processes against the XAPI test server,
+# pool max_sessions BENCH_MAX_SESSIONS=4, BENCH_XAPI_DELAY=0.01 s per XAPI call.
+bench-virt: $(STAMP)
+	$(PY) -m dcportal.launcher bench bench/virt.py

@@ -180,6 +180,9 @@ def update_pool(pool, *, user, **fields):
 
 @transaction.atomic
 def delete_pool(pool, *, user):
+    # Permission first: the count covers every tenant's VMs, not for everyone to learn.
+    rbac.require(user, "virt.delete_pool")
+    rbac.check_tenant(user, pool.tenant, Pool)
     count = Vm.objects.filter(pool=pool).count()
     if count:
         raise ValidationError(

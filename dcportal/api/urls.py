@@ -26,6 +26,7 @@ urlpatterns = [
     path("inventory/", include("inventory.api.urls")),
     path("deploy/", include("deploy.api.urls")),
     path("ca/", include("ca.api.urls")),
+    path("virt/", include("virt.api.urls")),
     path("", include(router.urls)),
     path("me/", views.MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

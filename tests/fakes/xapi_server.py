@@ -41,11 +41,12 @@ Not modelled: Async.* and tasks, events (event.from), RBAC roles, host memory ch
 VM start_on/affinity, live storage migration, snapshots, consoles (VNC ports), PIFs/bonds/VLANs,
 PBDs and SR plug/scan, CD drives and ISO SRs, allowed_operations/current_operations and
 OTHER_OPERATION_IN_PROGRESS, pool_migrate to the VM's own host, guest agent metrics, the
-HTTP handlers (import/export), API_version negotiation beyond get_API_version_major/minor,
-TLS (plain HTTP only).
+HTTP handlers (import/export), API_version negotiation beyond get_API_version_major/minor.
+TLS: `tls=(certificate, key)` serves HTTPS (the handshake only; no client certificates).
 """
 
 import re
+import ssl
 import threading
 import time
 import uuid as uuidlib
@@ -148,7 +149,10 @@ class _Quiet(SimpleXMLRPCRequestHandler):
 class XapiServer:
     """The server and its state. `start()` returns the URL; `stop()` shuts it down."""
 
-    def __init__(self, *, username="root", password="xapi-secret", delay=0.0, delays=None):
+    def __init__(
+        self, *, username="root", password="xapi-secret", delay=0.0, delays=None, tls=None
+    ):
+        self.tls = tls  # (certificate, key) paths: serve HTTPS, as a real pool master does
         self.username = username
         self.password = password
         self.delay = delay
@@ -174,9 +178,15 @@ class XapiServer:
             ("127.0.0.1", 0), requestHandler=_Quiet, logRequests=False, allow_none=True
         )
         self._server.register_instance(self)
+        scheme = "http"
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}/"
         return self.url
 
     def stop(self):

@@ -19,6 +19,7 @@ from inventory import power_services
 from inventory.models import Interface, Server
 from tests.fakes.xapi_server import XapiServer
 from tests.integration.deploy.build_helpers import make_profile
+from tests.peers.sims import make_test_ca
 from tests.workers import run_burst_worker
 from virt import allocation, services
 from virt.drivers import xenapi
@@ -480,3 +481,26 @@ def test_a_create_cancelled_in_the_queue_settles_as_failed(xapi, synced, admin_u
     assert lines == [f"web01: creating -> failed ({vm.last_error})"]
     run_burst_worker("virt")
     assert xapi.calls["VM.clone"] == 0 and services.settle_stale_vms() == []
+
+
+def test_tls_is_verified_against_the_pools_ca_bundle(tmp_path, tenants, admin_user):
+    ca, certificate, key = make_test_ca(tmp_path)
+    with XapiServer(tls=(str(certificate), str(key))) as xapi:
+        assert xapi.url.startswith("https://")
+        pool = Pool.objects.create(
+            name="tls", url=xapi.url, username="root", password="xapi-secret", tenant=tenants[0]
+        )
+        # Verification is on by default and the test CA is not the system's: refused.
+        with transaction.atomic():
+            job = services.enqueue_sync(user=admin_user, pool=pool)
+        job = run_job(job)
+        assert job.status == Job.Status.FAILED and "TLS verification" in job.error
+        pool.refresh_from_db()
+        assert "unable to get local issuer certificate" in pool.last_sync_error
+        assert xapi.logins == 0  # the password never left
+        xenapi.close_all()
+        # With the CA's PEM pasted into the pool, the same pool syncs.
+        services.update_pool(pool, user=admin_user, ca_bundle=ca.read_text())
+        run_sync(Pool.objects.get(pk=pool.pk), admin_user)
+        assert Host.objects.filter(pool=pool).count() == 2
+    xenapi.close_all()
