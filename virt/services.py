@@ -57,6 +57,7 @@ from virt.drivers.base import (
     BadPowerState,
     DriverError,
     NotFound,
+    NotSupported,
     PoolTarget,
     PowerState,
     ShutdownMode,
@@ -786,9 +787,13 @@ def _wait_halted(driver, vm, timeout, log):
     """Clean shutdown, forced when the guest does not halt within `timeout` seconds."""
     if driver.vm(vm.uuid).power_state == PowerState.HALTED:
         return
-    # Paused or already halting: forced below if it does not halt.
-    with contextlib.suppress(BadPowerState):
+    try:
         driver.shutdown(vm.uuid, ShutdownMode.CLEAN)
+    except (BadPowerState, NotSupported) as exc:
+        # Paused, halting already, or no PV drivers to ask (XAPI VM_MISSING_PV_DRIVERS):
+        # forced below if it does not halt.
+        log(f"{vm}: clean shutdown refused ({exc.code}: {exc})", "warning")
+        timeout = min(timeout, POLL_SECONDS)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if driver.vm(vm.uuid).power_state == PowerState.HALTED:

@@ -18,7 +18,8 @@ Modelled (as the XenAPI reference documents them):
   Running, hard_shutdown from Running/Paused/Suspended, hard_reboot from Running/Paused,
   unpause from Paused, resume from Suspended, destroy/clone/copy/provision/set_VCPUs_max only
   from Halted; otherwise VM_BAD_POWER_STATE [vm, expected, actual] (states lower case).
-  Starting a template: VM_IS_TEMPLATE [vm]. resident_on follows the power state.
+  Starting a template: VM_IS_TEMPLATE [vm]. resident_on follows the power state. A clean
+  shutdown of a guest listed in `without_pv_drivers`: VM_LACKS_FEATURE [vm].
 - VM.clone (same SR, VDIs cloned), VM.copy (VDIs copied into the given SR), VM.provision (the
   `disks` XML in other_config, as XenServer's templates carry it: one VDI + VBD per <disk>,
   in its sr attribute or the pool's default SR), VM.destroy (VBDs and VIFs go, VDIs stay, as
@@ -153,6 +154,8 @@ class XapiServer:
         self, *, username="root", password="xapi-secret", delay=0.0, delays=None, tls=None
     ):
         self.tls = tls  # (certificate, key) paths: serve HTTPS, as a real pool master does
+        # UUIDs of guests without PV drivers: a clean shutdown is refused (VM_LACKS_FEATURE).
+        self.without_pv_drivers = set()
         self.username = username
         self.password = password
         self.delay = delay
@@ -502,7 +505,10 @@ class XapiServer:
         return ""
 
     def _VM_clean_shutdown(self, vm):
-        self._set_power(vm, self._vm_in(vm, "clean_shutdown"), "Halted")
+        record = self._vm_in(vm, "clean_shutdown")
+        if record["uuid"] in self.without_pv_drivers:
+            raise XapiError("VM_LACKS_FEATURE", vm)
+        self._set_power(vm, record, "Halted")
         return ""
 
     def _VM_hard_shutdown(self, vm):

@@ -72,6 +72,10 @@ ERROR_CLASSES = {
     "SESSION_AUTHENTICATION_FAILED": AuthFailed,
     "MESSAGE_METHOD_UNKNOWN": NotSupported,
     "OPERATION_NOT_ALLOWED": NotSupported,
+    # A guest that cannot be asked to shut down (no PV drivers / guest agent).
+    "VM_MISSING_PV_DRIVERS": NotSupported,
+    "VM_LACKS_FEATURE": NotSupported,
+    "VM_LACKS_FEATURE_SHUTDOWN": NotSupported,
 }
 
 

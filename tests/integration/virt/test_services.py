@@ -504,3 +504,20 @@ def test_tls_is_verified_against_the_pools_ca_bundle(tmp_path, tenants, admin_us
         run_sync(Pool.objects.get(pk=pool.pk), admin_user)
         assert Host.objects.filter(pool=pool).count() == 2
     xenapi.close_all()
+
+
+def test_a_guest_without_pv_drivers_is_forced_off_after_its_install(
+    xapi, synced, vm_admin, tenants, client
+):
+    vm = new_vm(synced, vm_admin, tenants[0], install_profile=make_profile("bookworm"))
+    run_job(vm.job)
+    vm.refresh_from_db()
+    xapi.without_pv_drivers.add(vm.uuid)
+    token = tokens.token_for(ServerDeploy.objects.get(server=vm.server).token_nonce)
+    assert client.post(f"/boot/build/{token}/done").status_code == 200
+    finish = run_job(Vm.objects.get(pk=vm.pk).job)
+    assert finish.status == Job.Status.SUCCEEDED, finish.error
+    assert xapi.calls["VM.hard_shutdown"] == 1
+    assert "VM_LACKS_FEATURE" in " ".join(finish.log.values_list("message", flat=True))
+    record = xapi_vm(xapi, vm.uuid)
+    assert (record["PV_bootloader"], record["power_state"]) == ("pygrub", "Running")
