@@ -8,7 +8,17 @@ from django_rq.models import Dashboard
 
 from dcportal import audit, rbac
 from dcportal.login import LockoutMixin
-from dcportal.models import ApiToken, AuditEvent, Credential, Job, JobLog, Role, Tenant, User
+from dcportal.models import (
+    ApiToken,
+    AuditEvent,
+    Credential,
+    Job,
+    JobLog,
+    Role,
+    Tenant,
+    User,
+    UserPreference,
+)
 
 
 class AdminLoginForm(LockoutMixin, AdminAuthenticationForm):
@@ -151,6 +161,12 @@ class JobAdmin(ReadOnlyAdmin):
 class JobLogAdmin(ReadOnlyAdmin):
     list_display = ["job", "time", "level", "message"]
     list_filter = ["level"]
+
+
+@admin.register(UserPreference)
+class UserPreferenceAdmin(ReadOnlyAdmin):
+    list_display = ("user", "key", "updated")
+    search_fields = ("user__username", "key")
 
 
 class AdminOnlyQueueAdmin(QueueAdmin):

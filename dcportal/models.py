@@ -276,3 +276,22 @@ class JobLog(models.Model):
 
     def __str__(self):
         return self.message[:80]
+
+
+class UserPreference(models.Model):
+    """A user's own settings of the portal (the columns of each table), as small JSON values."""
+
+    tenancy = GLOBAL
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="preferences")
+    key = models.CharField(max_length=100)
+    value = models.JSONField(default=dict)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="userpreference_unique_key")
+        ]
+
+    def __str__(self):
+        return f"{self.user}: {self.key}"

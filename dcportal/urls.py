@@ -52,6 +52,7 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
     path("audit/", views.audit_list, name="audit"),
     path("tokens/", views.token_list, name="tokens"),
+    path("prefs/columns/<slug:name>/", views.table_columns, name="table-columns"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("inventory/", include("inventory.urls")),
     path("deploy/", include("deploy.urls")),

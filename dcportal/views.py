@@ -6,12 +6,14 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import jobs, rbac, selectors, services
+from dcportal import jobs, preferences, rbac, selectors, services, tables
 from dcportal.filtersets import AuditEventFilterSet, JobFilterSet
 from dcportal.forms import AuditFilterForm, JobFilterForm, TokenForm
 from dcportal.models import ApiToken, Job, Tenant
@@ -162,3 +164,24 @@ def app_index(request, app_label, title, description):
         "dcportal/app_index.html",
         {"title": title, "description": description, "app_label": app_label},
     )
+
+
+@require_POST
+def table_columns(request, name):
+    """Remember the columns the user chose for a table, then go back to it."""
+    table = tables.registered(name)
+    if table is None:
+        raise Http404("No such table.")
+    columns = [] if request.POST.get("reset") else request.POST.getlist("columns")
+    try:
+        preferences.set_table_columns(
+            request.user, name, columns, allowed=[column.name for column in table.columns]
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("dashboard")
+    return redirect(target)

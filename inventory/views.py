@@ -11,51 +11,22 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import rbac
+from dcportal import dialogs, rbac
 from inventory import power_views, selectors, services
-from inventory.filtersets import ServerFilterSet
 from inventory.forms import BulkForm, ServerFilterForm, ServerForm, add_service_errors
-from inventory.models import Interface, Server
+from inventory.models import Interface
+from inventory.tables import ServerTable
 
-PER_PAGE = 50
 MAX_FACT_DEPTH = 8
-SORTABLE = ("hostname", "status", "kind", "vendor", "model", "updated")
 
 
 def _can(user, action):
     return user.has_perm(f"inventory.{action}_server")
-
-
-def _filter_params(query):
-    """The query without paging and without empty values (an empty box is no filter)."""
-    params = query.copy()
-    params.pop("page", None)
-    for key in list(params):
-        values = [value for value in params.getlist(key) if value.strip()]
-        if values:
-            params.setlist(key, values)
-        else:
-            del params[key]
-    return params
-
-
-def _sort_links(params):
-    """{column: {url, state}}: a header link sorts by its column, a second click reverses."""
-    current = params.get("ordering", "hostname")
-    others = params.copy()
-    others.pop("ordering", None)
-    links = {}
-    for name in SORTABLE:
-        state = "ascending" if current == name else "descending" if current == f"-{name}" else ""
-        others["ordering"] = f"-{name}" if state == "ascending" else name
-        links[name] = {"url": "?" + others.urlencode(), "state": state}
-    return links
 
 
 def fact_tree(value, depth=0):
@@ -78,31 +49,14 @@ def fact_tree(value, depth=0):
 
 def server_list(request):
     user = request.user
-    params = _filter_params(request.GET)
-    filterset = ServerFilterSet(params, queryset=selectors.servers_for(user))
-    # A filter that cannot be understood shows its error and no rows: never "everything".
-    servers = filterset.qs if filterset.is_valid() else Server.objects.none()
-    page = Paginator(servers, PER_PAGE).get_page(request.GET.get("page"))
-    bulk_actions = [
-        (value, label)
-        for value, label in BulkForm.base_fields["action"].choices
-        if power_views.may_bulk(user, value)
-    ]
+    queryset = selectors.servers_for(user).select_related("bmc", "deploy", "vm")
+    table = ServerTable(request, queryset, filter_form=ServerFilterForm(request.GET, user=user))
+    if table.export and not table.errors:
+        return table.export_response()
     return render(
         request,
         "inventory/server_list.html",
-        {
-            "page": page,
-            "form": ServerFilterForm(request.GET, user=user),
-            "errors": filterset.errors,
-            "sort": _sort_links(params),
-            "page_query": params.urlencode() + "&" if params else "",
-            "can_add": _can(user, "add"),
-            "can_bulk": bool(bulk_actions),
-            "bulk_actions": bulk_actions,
-            "statuses": Server.Status.choices,
-            "here": request.get_full_path(),
-        },
+        {"table": table, "can_add": _can(user, "add"), "can_change_servers": _can(user, "change")},
     )
 
 
@@ -142,8 +96,11 @@ def server_create(request):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Server {server.hostname} created.")
-            return redirect("inventory:server", pk=server.pk)
+            return dialogs.saved(
+                request,
+                location=reverse("inventory:server", args=[server.pk]),
+                message=f"Server {server.hostname} created.",
+            )
     return render(
         request,
         "inventory/form.html",
@@ -168,8 +125,11 @@ def server_edit(request, pk):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Server {server.hostname} saved.")
-            return redirect("inventory:server", pk=server.pk)
+            return dialogs.saved(
+                request,
+                location=reverse("inventory:server", args=[server.pk]),
+                message=f"Server {server.hostname} saved.",
+            )
     return render(
         request,
         "inventory/form.html",

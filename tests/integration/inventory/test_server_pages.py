@@ -1,6 +1,7 @@
 """Portal pages for servers: list with search, attribute filters, sort, pages and bulk actions;
 detail with facts, interfaces, addresses, conflicts and history; create and edit forms."""
 
+import html
 import re
 
 import pytest
@@ -45,7 +46,11 @@ def fleet(admin_user, tenants):
 
 def listed(response):
     assert response.status_code == 200, response.content[:500]
-    return re.findall(r'<a href="/inventory/servers/\d+/">([^<]+)</a>', response.content.decode())
+    return listed_html(response.content.decode())
+
+
+def listed_html(text):
+    return re.findall(r'<a href="/inventory/servers/\d+/">([^<]+)</a>', text)
 
 
 def test_list_is_scoped_and_searchable(client, operator, fleet):
@@ -75,20 +80,31 @@ def test_sort_by_column_and_pages(client, admin_user, tenants):
             user=admin_user, hostname=f"n{i:02d}.example", tenant=tenants[0], vendor=f"v{i % 3}"
         )
     client.force_login(admin_user)
-    first = listed(client.get(LIST))
+    response = client.get(LIST)
+    first = listed(response)
     assert len(first) == 50
     assert first == sorted(first)
-    second = listed(client.get(LIST, {"page": 2}))
-    assert second == ["n50.example", "n51.example", "n52.example", "n53.example", "n54.example"]
-    reverse_order = listed(client.get(LIST, {"ordering": "-hostname"}))
+    assert "<strong>55</strong> servers" in response.content.decode()
+    # Keyset pages: the Next link carries a cursor; Previous leads back to the same rows.
+    next_url = re.search(r'href="(\?[^"]*after=[^"]+)" hx-get', response.content.decode())[1]
+    response = client.get(LIST + html.unescape(next_url))
+    assert listed(response) == [f"n{i}.example" for i in range(50, 55)]
+    previous_url = re.search(r'href="(\?[^"]*before=[^"]+)" hx-get', response.content.decode())[1]
+    assert listed(client.get(LIST + html.unescape(previous_url))) == first
+    reverse_order = listed(client.get(LIST, {"sort": "-hostname"}))
     assert reverse_order[0] == "n54.example"
-    # The header link of the sorted column reverses it, and filters survive paging.
-    page = client.get(LIST, {"ordering": "hostname", "vendor": "v1"}).content.decode()
-    assert "ordering=-hostname" in page
+    # The header link of the sorted column reverses it, and filters survive sorting.
+    page = client.get(LIST, {"sort": "hostname", "vendor": "v1"}).content.decode()
+    assert "sort=-hostname" in html.unescape(page) and "vendor=v1" in page
     assert 'aria-sort="ascending"' in page
-    by_vendor = listed(client.get(LIST, {"ordering": "-vendor"}))
+    by_vendor = listed(client.get(LIST, {"sort": "-vendor"}))
     assert by_vendor[0].startswith("n") and len(by_vendor) == 50
-    assert listed(client.get(LIST, {"vendor": "v1", "page": 1}))[0] == "n01.example"
+    assert listed(client.get(LIST, {"vendor": "v1"}))[0] == "n01.example"
+    # A damaged cursor or an unknown sort is an error on the page, never "everything".
+    damaged = client.get(LIST, {"after": "not-a-cursor"}).content.decode()
+    assert "The page link is damaged" in damaged and listed_html(damaged) == []
+    assert "Cannot sort by" in client.get(LIST, {"sort": "serial_nope"}).content.decode()
+    assert "Unknown filter" in client.get(LIST, {"colour": "red"}).content.decode()
 
 
 def test_list_query_count_does_not_grow_with_rows(client, admin_user, tenants):
