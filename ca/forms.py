@@ -211,15 +211,78 @@ class RenewForm(forms.Form):
     revoke_old = forms.BooleanField(required=False, label="Revoke the old one (superseded)")
 
 
+def _slug_choices(queryset):
+    return [("", "any")] + [(obj.slug, obj.name) for obj in queryset]
+
+
+class AuthorityFilterForm(forms.Form):
+    """The filters of the authority list; AuthorityFilterSet does the filtering."""
+
+    tenant = forms.ChoiceField(required=False)
+    root = forms.ChoiceField(
+        required=False, label="Root", choices=[("", "any"), ("true", "roots"), ("false", "below")]
+    )
+    key_type = forms.ChoiceField(
+        required=False, label="Key", choices=[("", "any"), *KeyType.choices]
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].choices = _slug_choices(tenants_for(user))
+
+
 class CertificateFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search", help_text="name or serial")
+    """The filters of the certificate list; CertificateFilterSet does the filtering (its `q`
+    is the table's search box)."""
+
     status = forms.ChoiceField(required=False, choices=[("", "any"), *CertificateStatus.choices])
-    authority = forms.CharField(required=False, help_text="slug")
-    expiring_within = forms.IntegerField(required=False, min_value=0, label="Expiring within")
+    expiring_within = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=3650,
+        label="Expiring within (days)",
+        widget=forms.NumberInput(attrs={"size": 5}),
+    )
+    authority = forms.ChoiceField(required=False)
+    tenant = forms.ChoiceField(required=False)
+    profile = forms.ChoiceField(required=False, choices=[("", "any"), *Profile.choices])
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["authority"].choices = _slug_choices(
+            selectors.authorities_for(user).order_by("name")
+        )
+        self.fields["tenant"].choices = _slug_choices(tenants_for(user))
 
 
 class RequestFilterForm(forms.Form):
     status = forms.ChoiceField(
         required=False, choices=[("", "any"), *CertificateRequest.Status.choices]
     )
-    authority = forms.CharField(required=False, help_text="slug")
+    source = forms.ChoiceField(
+        required=False, choices=[("", "any"), *CertificateRequest.Source.choices]
+    )
+    authority = forms.ChoiceField(required=False)
+    tenant = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["authority"].choices = _slug_choices(
+            selectors.authorities_for(user).order_by("name")
+        )
+        self.fields["tenant"].choices = _slug_choices(tenants_for(user))
+
+
+class CertificateBulkForm(forms.Form):
+    """A bulk action on the certificates selected in the list; `confirm` is set by the
+    confirmation page."""
+
+    action = forms.ChoiceField(choices=[("revoke", "Revoke")])
+    ids = forms.TypedMultipleChoiceField(coerce=int, choices=())
+    reason = forms.ChoiceField(choices=RevocationReason.choices)
+    confirm = forms.BooleanField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; which of them the user may revoke is the view's business.
+        self.fields["ids"].valid_value = lambda value: str(value).isdigit()

@@ -14,6 +14,7 @@ urlpatterns = [
     path("authorities/<int:pk>/export/", views.authority_export, name="authority-export"),
     path("authorities/<int:pk>/revoke/", views.authority_revoke, name="authority-revoke"),
     path("certificates/", views.certificate_list, name="certificates"),
+    path("certificates/bulk/", views.certificate_bulk, name="certificate-bulk"),
     path("certificates/<int:pk>/", views.certificate_detail, name="certificate"),
     path("certificates/<int:pk>/pem/", views.certificate_pem, name="certificate-pem"),
     path("certificates/<int:pk>/revoke/", views.certificate_revoke, name="certificate-revoke"),

@@ -1,6 +1,7 @@
-"""Portal pages of the CA: authorities (create, import, edit, publish a CRL, export the key),
-certificates (search, revoke, renew, export a portal-made key), certificate requests (submit or
-generate, the pending list, sign, reject) and the expiry report.
+"""Portal pages of the CA: authorities (create and edit in the dialog, import, publish a CRL,
+export the key), certificates (the list with filters and bulk revoke, revoke, renew, export a
+portal-made key), certificate requests (submit or generate, the list, sign, reject) and the
+expiry report.
 
 Thin: every page scopes through ca.selectors, every write calls ca.services, and a service's
 ValidationError comes back on the form field it concerns. Actions are shown only to those who
@@ -10,27 +11,35 @@ may use them; the services check again regardless.
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
 
 from ca import forms, selectors, services
-from ca.filtersets import CertificateFilterSet, CertificateRequestFilterSet
-from ca.models import Certificate, CertificateRequest
-from dcportal import rbac
+from ca.models import Certificate, CertificateRequest, RevocationReason
+from ca.tables import AuthorityTable, CertificateTable, ExpiringCertificateTable, RequestTable
+from dcportal import dialogs, rbac
 
-PER_PAGE = 50
 EXPIRY_DAYS = 30
 
 
-def _page(request, queryset):
-    return Paginator(queryset, PER_PAGE).get_page(request.GET.get("page"))
+def _list_page(request, table, template, context):
+    if table.export and not table.errors:
+        return table.export_response()
+    return render(request, template, {"table": table, **context})
 
 
-def _params(request):
-    return {k: v for k, v in request.GET.items() if v.strip() and k != "page"}
+def _with_default(request, name, value):
+    """A list page without `name` in its query gets it: the default becomes a visible,
+    changeable filter instead of a hidden one."""
+    query = request.GET.copy()
+    query[name] = value
+    return redirect(f"{request.path}?{query.urlencode()}")
 
 
 def _form_page(request, form, *, title, submit, cancel_url, multipart=False):
@@ -56,13 +65,29 @@ def _flash_errors(request, exc):
 
 def authority_list(request):
     user = request.user
-    authorities = selectors.authorities_for(user)  # empty without ca.view_authority
-    return render(
+    # A shared authority signs for every tenant: count only the certificates the user sees.
+    visible = (
+        rbac.restrict(Certificate.objects.all(), user)
+        .filter(authority=OuterRef("pk"))
+        .order_by()
+        .values("authority")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    authorities = selectors.authorities_for(user).annotate(  # empty without ca.view_authority
+        visible_certificates=Coalesce(Subquery(visible, output_field=IntegerField()), Value(0))
+    )
+    table = AuthorityTable(
+        request, authorities, filter_form=forms.AuthorityFilterForm(request.GET, user=user)
+    )
+    return _list_page(
         request,
+        table,
         "ca/authority_list.html",
         {
-            "authorities": authorities,
             "can_add": user.has_perm("ca.add_authority"),
+            "can_change_authorities": user.has_perm("ca.change_authority"),
+            "is_global": rbac.is_global(user),
             "pending_count": selectors.pending_requests(user).count(),
             "host_authority": settings.CA_HOST_AUTHORITY,
         },
@@ -110,8 +135,11 @@ def authority_create(request):
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
-            messages.success(request, f"Authority {authority} created.")
-            return redirect("ca:authority", pk=authority.pk)
+            return dialogs.saved(
+                request,
+                location=reverse("ca:authority", args=[authority.pk]),
+                message=f"Authority {authority} created.",
+            )
     return _form_page(
         request,
         form,
@@ -158,8 +186,11 @@ def authority_edit(request, pk):
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
-            messages.success(request, f"Authority {authority} saved.")
-            return redirect("ca:authority", pk=authority.pk)
+            return dialogs.saved(
+                request,
+                location=reverse("ca:authority", args=[authority.pk]),
+                message=f"Authority {authority} saved.",
+            )
     return _form_page(
         request,
         form,
@@ -216,19 +247,97 @@ def authority_export(request, pk):
 # Certificates -----------------------------------------------------------------------------------
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def certificate_list(request):
+    """The certificates the user sees."""
     user = request.user
     rbac.require(user, "ca.view_certificate")
-    filterset = CertificateFilterSet(_params(request), queryset=selectors.certificates_for(user))
-    rows = filterset.qs if filterset.is_valid() else Certificate.objects.none()
+    table = CertificateTable(
+        request,
+        selectors.certificates_for(user),
+        filter_form=forms.CertificateFilterForm(request.GET, user=user),
+    )
+    return _list_page(
+        request,
+        table,
+        "ca/certificate_list.html",
+        {"can_request": user.has_perm("ca.add_certificaterequest")},
+    )
+
+
+def _back_to_list(request):
+    back = request.POST.get("next", "")
+    if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("ca:certificates")
+    return back
+
+
+class _Refused(Exception):
+    """Rolls the whole bulk revocation back when one certificate refuses it."""
+
+
+def _revoke_all(user, certificates, reason):
+    """Revoke every certificate (each publishes its authority's CRL), or none: the problems
+    when any one refuses."""
+    problems = []
+    try:
+        with transaction.atomic():
+            for certificate in certificates:
+                try:
+                    services.revoke_certificate(certificate, user=user, reason=reason)
+                except ValidationError as exc:
+                    problems.extend(f"{certificate}: {m}" for m in exc.messages)
+            if problems:
+                raise _Refused
+    except _Refused:
+        return problems
+    return []
+
+
+@require_POST
+def certificate_bulk(request):
+    """Revoke the certificates selected in the list: a confirmation page, then (confirm=1)
+    all of them in one transaction, or none."""
+    user = request.user
+    back = _back_to_list(request)
+    rbac.require(user, "ca.revoke_certificate")
+    form = forms.CertificateBulkForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "Select at least one certificate."
+            if "ids" in form.errors
+            else "Choose a revocation reason.",
+        )
+        return redirect(back)
+    data = form.cleaned_data
+    # Another tenant's or already revoked certificates drop out of the selection; the
+    # confirmation page lists exactly those that get revoked.
+    selected = selectors.certificates_for(user, "ca.revoke_certificate").filter(pk__in=data["ids"])
+    certificates = list(selected.filter(revoked_at__isnull=True).order_by("common_name", "pk"))
+    if not certificates:
+        messages.error(request, "None of the selected certificates can be revoked by you.")
+        return redirect(back)
+    skipped = len(set(data["ids"])) - len(certificates)
+    count = f"{len(certificates)} certificate{'s' if len(certificates) != 1 else ''}"
+    problems = []
+    if data["confirm"]:
+        problems = _revoke_all(user, certificates, data["reason"])
+        if not problems:
+            messages.success(request, f"Revoked {count}; the CRLs are published.")
+            return redirect(back)
     return render(
         request,
-        "ca/certificate_list.html",
+        "ca/certificate_bulk_confirm.html",
         {
-            "page": _page(request, rows),
-            "form": forms.CertificateFilterForm(request.GET),
-            "errors": filterset.errors,
-            "can_request": user.has_perm("ca.add_certificaterequest"),
+            "title": f"Revoke {count}?",
+            "certificates": certificates,
+            "skipped": skipped,
+            "problems": problems,
+            "reason": data["reason"],
+            "reason_label": RevocationReason(data["reason"]).label,
+            "back": back,
+            "subnav": "certificates",
         },
     )
 
@@ -307,21 +416,21 @@ def certificate_key(request, pk):
 
 
 def expiring(request):
+    """The expiry report: the certificate list filtered by `expiring_within`, soonest first."""
     user = request.user
     rbac.require(user, "ca.view_certificate")
-    try:
-        days = max(0, min(3650, int(request.GET.get("days", EXPIRY_DAYS))))
-    except ValueError:
-        days = EXPIRY_DAYS
-    rows = selectors.expiring(selectors.certificates_for(user), days)
-    return render(
+    if "expiring_within" not in request.GET:
+        return _with_default(request, "expiring_within", str(EXPIRY_DAYS))
+    table = ExpiringCertificateTable(
         request,
+        selectors.certificates_for(user),
+        filter_form=forms.CertificateFilterForm(request.GET, user=user),
+    )
+    return _list_page(
+        request,
+        table,
         "ca/expiring.html",
-        {
-            "page": _page(request, rows),
-            "days": days,
-            "can_renew": user.has_perm("ca.sign_certificaterequest"),
-        },
+        {"days": request.GET.get("expiring_within", ""), "subnav": "expiring"},
     )
 
 
@@ -329,21 +438,21 @@ def expiring(request):
 
 
 def request_list(request):
-    """The pending CSRs by default (?status= for others)."""
+    """The pending CSRs by default; the status filter shows the others."""
     user = request.user
     rbac.require(user, "ca.view_certificaterequest")
-    params = {"status": CertificateRequest.Status.PENDING, **_params(request)}
-    if request.GET.get("status") == "":
-        params.pop("status")
-    filterset = CertificateRequestFilterSet(params, queryset=selectors.requests_for(user))
-    rows = filterset.qs if filterset.is_valid() else CertificateRequest.objects.none()
-    return render(
+    if "status" not in request.GET:
+        return _with_default(request, "status", CertificateRequest.Status.PENDING)
+    table = RequestTable(
         request,
+        selectors.requests_for(user),
+        filter_form=forms.RequestFilterForm(request.GET, user=user),
+    )
+    return _list_page(
+        request,
+        table,
         "ca/request_list.html",
         {
-            "page": _page(request, rows),
-            "form": forms.RequestFilterForm(params),
-            "errors": filterset.errors,
             "can_add": user.has_perm("ca.add_certificaterequest"),
             "can_sign": user.has_perm("ca.sign_certificaterequest"),
         },

@@ -65,3 +65,14 @@ class JobFilterSet(filters.FilterSet):
     class Meta:
         model = Job
         fields = ["kind", "queue", "status", "user", "since", "tenant", "object_id"]
+
+
+class OwnTokenFilterSet(filters.FilterSet):
+    """The portal's list of a user's own tokens (the view scopes it to the user)."""
+
+    active = filters.BooleanFilter(field_name="revoked", lookup_expr="isnull", label="Not revoked")
+    write = filters.BooleanFilter(label="May write")
+
+    class Meta:
+        model = ApiToken
+        fields = ["active", "write"]

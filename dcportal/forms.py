@@ -39,3 +39,11 @@ class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(required=False, choices=[("", "any")] + AuditEvent.Action.choices)
     object_type = forms.CharField(required=False, help_text="app_label.model")
     request_id = forms.CharField(required=False)
+
+
+YES_NO_ANY = [("", "any"), ("true", "yes"), ("false", "no")]
+
+
+class TokenFilterForm(forms.Form):
+    active = forms.ChoiceField(required=False, choices=YES_NO_ANY, label="Not revoked")
+    write = forms.ChoiceField(required=False, choices=YES_NO_ANY, label="May write")

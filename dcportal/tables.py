@@ -192,6 +192,9 @@ class Table:
         self.params = request.GET
         self.errors = {}
         self.filter_form = filter_form
+        if filter_form is not None:
+            # Its own ids: a dialog's form on the same page has fields of the same names.
+            filter_form.auto_id = "filter_%s"
         self.export = self.params.get("export", "")
         if self.export and self.export not in ("csv", "json"):
             self.errors["export"] = ["Export as csv or json."]

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,11 +13,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import jobs, preferences, rbac, selectors, services, tables
-from dcportal.filtersets import AuditEventFilterSet, JobFilterSet
-from dcportal.forms import AuditFilterForm, JobFilterForm, TokenForm
+from dcportal import charts, jobs, preferences, rbac, selectors, services, tables
+from dcportal.forms import AuditFilterForm, JobFilterForm, TokenFilterForm, TokenForm
+from dcportal.lists import AuditTable, JobTable, TokenTable
 from dcportal.models import ApiToken, Job, Tenant
+from inventory.models import Bmc, Server
+from virt.models import Vm
 
+DASHBOARD_EXPIRY_DAYS = 30
 NAVIGATION = (
     ("Dashboard", "dashboard", None),
     ("Inventory", "inventory:index", None),
@@ -52,37 +55,230 @@ def navigation(request):
     }
 
 
-def _page(request, queryset, per_page=50):
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
-
-
 def dashboard(request):
+    """The fleet at a glance: every figure counts only what the user may see, and each bar
+    links to the list of exactly the rows it counts."""
     user = request.user
-    since = timezone.now() - timedelta(hours=24)
-    my_jobs = selectors.jobs_for(user)
+    now = timezone.now()
+    since = now - timedelta(hours=24)
+    servers_url = reverse("inventory:index")
     context = {
-        "running": my_jobs.filter(status=Job.Status.RUNNING).count(),
-        "queued": my_jobs.filter(status=Job.Status.QUEUED).count(),
-        "failed_24h": my_jobs.filter(status=Job.Status.FAILED, finished__gte=since).count(),
-        "recent_jobs": my_jobs[:8],
+        **selectors.job_counts(user, since),
+        "recent_jobs": selectors.jobs_for(user)[:8],
         "recent_events": selectors.audit_events_for(user)[:10],
         "all_tenants": rbac.is_global(user),
         "tenant_count": Tenant.objects.count()
         if rbac.is_global(user)
         else len(rbac.tenant_ids(user)),
+        "expiry_days": DASHBOARD_EXPIRY_DAYS,
     }
+    status_tones = {
+        "new": "warn",
+        "ready": "neutral",
+        "deploying": "busy",
+        "deployed": "ok",
+        "failed": "bad",
+        "retired": "idle",
+    }
+    power_tones = {
+        "on": "ok",
+        "running": "ok",
+        "off": "idle",
+        "halted": "idle",
+        "paused": "warn",
+        "suspended": "busy",
+        "unknown": "other",
+    }
+
+    def figures(counts, choices, url, parameter, tones):
+        return [
+            charts.Datum(label, counts.get(value, 0), f"{url}?{parameter}={value}", tones[value])
+            for value, label in choices
+        ]
+
+    fleet = selectors.fleet_counts(user)
+    if fleet is not None:
+        context["fleet_status"] = charts.bar_chart(
+            "chart-status",
+            "Servers by status",
+            figures(
+                fleet["status"],
+                [(value, value) for value in Server.Status.values],
+                servers_url,
+                "status",
+                status_tones,
+            ),
+        )
+        context["fleet_kind"] = charts.stacked_bar(
+            "chart-kind",
+            "Servers by kind",
+            figures(
+                fleet["kind"],
+                [(value, value) for value in Server.Kind.values],
+                servers_url,
+                "kind",
+                {"physical": "neutral", "virtual": "busy"},
+            ),
+        )
+    builds = selectors.build_counts(user, since)
+    if builds is not None:
+        builds_url = reverse("deploy:builds")
+        context["builds"] = charts.bar_chart(
+            "chart-builds",
+            "Deployments",
+            [
+                charts.Datum(
+                    "building", builds["building"], f"{builds_url}?state=building", "busy"
+                ),
+                charts.Datum("failed", builds["failed"], f"{builds_url}?state=failed", "bad"),
+            ],
+        )
+        context["builds_failed_recent"] = builds["failed_recent"]
+    bmc_power = selectors.bmc_power_counts(user)
+    if bmc_power is not None:
+        context["bmc_power"] = charts.stacked_bar(
+            "chart-bmc-power",
+            "Power of servers with a BMC",
+            figures(
+                bmc_power,
+                [(value, value) for value in Bmc.PowerState.values],
+                servers_url,
+                "bmc_power",
+                power_tones,
+            ),
+        )
+    vm_power = selectors.vm_power_counts(user)
+    if vm_power is not None:
+        context["vm_power"] = charts.stacked_bar(
+            "chart-vm-power",
+            "Power of VMs",
+            figures(
+                vm_power,
+                [(value, value) for value in Vm.PowerState.values],
+                reverse("virt:vms"),
+                "power_state",
+                power_tones,
+            ),
+        )
+    certificates = selectors.certificate_counts(user, DASHBOARD_EXPIRY_DAYS, now=now)
+    if certificates is not None:
+        certificates_url = reverse("ca:certificates")
+        context["certificates"] = charts.bar_chart(
+            "chart-certificates",
+            "Certificates",
+            [
+                charts.Datum(
+                    f"expiring within {DASHBOARD_EXPIRY_DAYS} days",
+                    certificates["expiring"],
+                    f"{certificates_url}?expiring_within={DASHBOARD_EXPIRY_DAYS}",
+                    "warn",
+                ),
+                charts.Datum(
+                    "valid", certificates["valid"], f"{certificates_url}?status=valid", "ok"
+                ),
+                charts.Datum(
+                    "revoked", certificates["revoked"], f"{certificates_url}?status=revoked", "bad"
+                ),
+            ],
+        )
+        context["certificates_expiring"] = certificates["expiring"]
+    pools = selectors.pool_capacity(user)
+    if pools is not None:
+        context["pools"] = [
+            {
+                "pool": pool,
+                "url": reverse("virt:pool", args=[pool.pk]),
+                "vms_url": f"{reverse('virt:vms')}?pool={pool.pk}",
+                "memory": charts.meter(
+                    f"chart-pool-{pool.pk}-memory",
+                    f"Memory of {pool.name}",
+                    pool.memory_total - pool.memory_free,
+                    pool.memory_total,
+                    url=reverse("virt:pool", args=[pool.pk]),
+                ),
+                "storage": charts.meter(
+                    f"chart-pool-{pool.pk}-storage",
+                    f"Storage of {pool.name}",
+                    pool.storage_used,
+                    pool.storage_size,
+                    url=reverse("virt:pool", args=[pool.pk]) + "#storage",
+                ),
+            }
+            for pool in pools
+        ]
     return render(request, "dcportal/dashboard.html", context)
 
 
 def job_list(request):
-    form = JobFilterForm(request.GET)
-    params = {k: v for k, v in request.GET.items() if v and k != "page"}
-    filterset = JobFilterSet(params, queryset=selectors.jobs_for(request.user))
-    jobs_page = _page(request, filterset.qs if filterset.is_valid() else Job.objects.none())
+    """Jobs the user may see; POST cancels the selected ones after a confirmation page."""
+    if request.method == "POST":
+        return _jobs_cancel(request)
+    table = JobTable(
+        request,
+        selectors.jobs_for(request.user).select_related("user", "tenant"),
+        filter_form=JobFilterForm(request.GET),
+    )
+    if table.export and not table.errors:
+        return table.export_response()
+    return render(request, "dcportal/job_list.html", {"table": table})
+
+
+def _jobs_cancel(request):
+    rbac.require(request.user, "dcportal.cancel_job")
+    back = _back(request, reverse("jobs"))
+    ids = _ids(request)
+    chosen = list(
+        selectors.jobs_for(request.user)
+        .filter(pk__in=ids)
+        .exclude(status__in=Job.FINISHED)
+        .order_by("pk")
+    )
+    if not chosen:
+        messages.error(request, "None of the selected jobs is still queued or running.")
+        return redirect(back)
+    if request.POST.get("confirm") != "1":
+        return _confirm(
+            request,
+            title=f"Cancel {len(chosen)} job{'s' if len(chosen) != 1 else ''}?",
+            items=[f"#{job.pk} {job.kind} {job.object_repr} ({job.status})" for job in chosen],
+            ids=[job.pk for job in chosen],
+            action="cancel",
+            label="Cancel jobs",
+            back=back,
+        )
+    with transaction.atomic():
+        for job in chosen:
+            jobs.cancel(job, user=request.user)
+    messages.info(request, f"Cancellation of {len(chosen)} job(s) requested.")
+    return redirect(back)
+
+
+def _ids(request):
+    return [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+
+
+def _back(request, default):
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _confirm(request, *, title, items, ids, action, label, back):
     return render(
         request,
-        "dcportal/job_list.html",
-        {"form": form, "page": jobs_page, "errors": filterset.errors},
+        "dcportal/bulk_confirm.html",
+        {
+            "title": title,
+            "items": items,
+            "ids": ids,
+            "action": action,
+            "action_label": label,
+            "action_url": request.path,
+            "back": back,
+        },
     )
 
 
@@ -113,19 +309,21 @@ def job_cancel(request, pk):
 
 def audit_list(request):
     rbac.require(request.user, "dcportal.view_auditevent")
-    form = AuditFilterForm(request.GET)
-    params = {k: v for k, v in request.GET.items() if v and k != "page"}
-    filterset = AuditEventFilterSet(params, queryset=selectors.audit_events_for(request.user))
-    events = filterset.qs if filterset.is_valid() else []
-    return render(
+    table = AuditTable(
         request,
-        "dcportal/audit_list.html",
-        {"form": form, "page": _page(request, events), "errors": filterset.errors},
+        selectors.audit_events_for(request.user).select_related("tenant"),
+        filter_form=AuditFilterForm(request.GET),
     )
+    if table.export and not table.errors:
+        return table.export_response()
+    return render(request, "dcportal/audit_list.html", {"table": table})
 
 
 def token_list(request):
-    """The user's own API tokens; a new key is shown on this page once."""
+    """The user's own API tokens; a new key is shown on this page once. POST with
+    action=revoke revokes the selected tokens after a confirmation page."""
+    if request.method == "POST" and request.POST.get("action") == "revoke":
+        return _tokens_revoke(request)
     form = TokenForm(request.POST or None)
     new_key = None
     if request.method == "POST" and form.is_valid():
@@ -141,12 +339,46 @@ def token_list(request):
                 form.add_error(field if field in form.fields else None, errors)
         else:
             form = TokenForm()
-    tokens = ApiToken.objects.filter(user=request.user)
-    response = render(
-        request, "dcportal/token_list.html", {"form": form, "tokens": tokens, "new_key": new_key}
+    table = TokenTable(
+        request,
+        ApiToken.objects.filter(user=request.user),
+        filter_form=TokenFilterForm(request.GET),
     )
+    if table.export and not table.errors:
+        response = table.export_response()
+    else:
+        response = render(
+            request,
+            "dcportal/token_list.html",
+            {"form": form, "table": table, "new_key": new_key},
+        )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _tokens_revoke(request):
+    back = _back(request, reverse("tokens"))
+    chosen = list(
+        ApiToken.objects.filter(user=request.user, pk__in=_ids(request), revoked__isnull=True)
+    )
+    if not chosen:
+        messages.error(request, "None of the selected tokens can be revoked.")
+        return redirect(back)
+    if request.POST.get("confirm") != "1":
+        return _confirm(
+            request,
+            title=f"Revoke {len(chosen)} token{'s' if len(chosen) != 1 else ''}?",
+            items=[f"{token.name} ({token.prefix})" for token in chosen],
+            ids=[token.pk for token in chosen],
+            action="revoke",
+            label="Revoke tokens",
+            back=back,
+        )
+    with transaction.atomic():
+        for token in chosen:
+            services.revoke_token(user=request.user, token=token)
+    messages.info(request, f"{len(chosen)} token(s) revoked.")
+    return redirect(back)
 
 
 @require_POST

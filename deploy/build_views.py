@@ -1,6 +1,7 @@
-"""Portal pages of the build state machine: the servers in build mode (or failed), one server's
-deployment (profile, parameters, nodeset and rinstall buttons), bulk nodeset/rinstall from the
-inventory's server list, and the rinstall jobs they start.
+"""Portal pages of the build state machine: the builds table (building or failed servers, or
+any state), one server's deployment (profile, parameters, nodeset and rinstall buttons), bulk
+nodeset/rinstall from the inventory's server list and the builds table, and the rinstall jobs
+they start.
 
 Thin: deploy.services checks permission and tenant again and writes (audited); buttons are shown
 only to those who may use them.
@@ -9,7 +10,6 @@ only to those who may use them.
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -27,16 +27,17 @@ from deploy.build_forms import (
     RinstallForm,
     profiles_for,
 )
+from deploy.forms import BuildFilterForm
 from deploy.models import ServerDeploy
+from deploy.tables import BuildTable
 from inventory import selectors
 from inventory.models import Bmc, Server
 
-PER_PAGE = 50
 RECENT_JOBS = 10
 MAX_JOBS_SHOWN = 1000
 VIEW = "deploy.view_serverdeploy"
 CHANGE = "deploy.change_serverdeploy"
-STATE_FILTERS = ("active", *ServerDeploy.State.values, "all")
+ACTIVE = (ServerDeploy.State.BUILDING, ServerDeploy.State.FAILED)
 NODESET_BUTTONS = (
     ("localboot", "Local disk"),
     ("rescue", "Rescue"),
@@ -53,40 +54,57 @@ def _messages_of(exc):
 
 
 def builds(request):
-    """Servers in build mode and failed builds (?state= another state, or all)."""
+    """Servers with a deployment row, as a table: building or failed ones unless another state
+    is asked for (?state=idle|building|deployed|failed|all). The page refreshes itself while a
+    row it shows is building."""
     user = request.user
     rbac.require(user, VIEW)
-    state = request.GET.get("state", "active")
-    if state not in STATE_FILTERS:
-        state = "active"
-    rows = rbac.restrict(
-        ServerDeploy.objects.select_related("server__tenant", "profile", "job"), user, "view"
+    state = request.GET.get("state", "")
+    scoped = rbac.restrict(
+        Server.objects.filter(deploy__isnull=False).select_related(
+            "tenant", "deploy", "deploy__profile", "deploy__job"
+        ),
+        user,
+        VIEW,
     )
-    counts = dict(rows.order_by().values_list("state").annotate(n=Count("pk")))
-    if state == "active":
-        rows = rows.filter(state__in=[ServerDeploy.State.BUILDING, ServerDeploy.State.FAILED])
-    elif state != "all":
-        rows = rows.filter(state=state)
-    page = Paginator(rows.order_by("server__hostname"), PER_PAGE).get_page(request.GET.get("page"))
+    counts = dict(
+        scoped.order_by()
+        .values("deploy__state")
+        .annotate(n=Count("pk"))
+        .values_list("deploy__state", "n")
+    )
+    rows = scoped
+    if not state:
+        rows = rows.filter(deploy__state__in=ACTIVE)
+    profiles = profiles_for(user)
+    table = BuildTable(request, rows, filter_form=BuildFilterForm(request.GET, profiles=profiles))
+    if table.export and not table.errors:
+        return table.export_response()
+    shown = dict(ServerDeploy.State.choices).get(state, "").lower()
+    table.empty_text = (
+        "No server is building or failed."
+        if not state
+        else f"No server is {shown}."
+        if shown
+        else "No server matches."
+    )
     tabs = [
         {
-            "value": value,
-            "label": "Building or failed" if value == "active" else value.capitalize(),
-            "count": (
-                counts.get("building", 0) + counts.get("failed", 0)
-                if value == "active"
-                else sum(counts.values())
-                if value == "all"
-                else counts.get(value, 0)
-            ),
+            "label": label,
+            "url": table.url(state=value or None),
+            "count": sum(counts.get(s, 0) for s in states) if states else sum(counts.values()),
             "current": value == state,
         }
-        for value in STATE_FILTERS
+        for value, label, states in (
+            ("", "Building or failed", ACTIVE),
+            *((s, label, (s,)) for s, label in ServerDeploy.State.choices),
+            ("all", "All", ()),
+        )
     ]
     return render(
         request,
         "deploy/build/list.html",
-        {"page": page, "tabs": tabs, "state": state, "title": "Builds"},
+        {"table": table, "tabs": tabs, "title": "Builds", "polling": table.building},
     )
 
 
@@ -192,8 +210,8 @@ def server_rinstall(request, pk):
 
 @require_POST
 def server_bulk(request):
-    """Nodeset or rinstall for the servers selected in the inventory's list: the action and
-    profile are chosen (and confirmed) on this page."""
+    """Nodeset or rinstall for the servers selected in the inventory's list or the builds
+    table: the action and profile are chosen (and confirmed) on this page."""
     user = request.user
     rbac.require(user, services.NODESET_PERMISSION)
     back = request.POST.get("next", "")
@@ -214,6 +232,11 @@ def server_bulk(request):
         messages.error(request, "None of the selected servers can be set by you.")
         return redirect(back)
     action, profile = data["deploy_action"], data["profile"]
+    listed = request.POST.get("action", "")
+    if not action and not data["confirm"] and listed in dict(BULK_ACTIONS):
+        # A list's bulk button that names a deploy action (the builds table's local boot)
+        # comes here to be confirmed with that action chosen.
+        action = listed
     problems = []
     if data["confirm"] and action:
         try:

@@ -1,6 +1,7 @@
 """Portal pages of the deploy catalogue: the section overview, and for operating systems,
-templates, profiles and parameters a list (filters, pages), a detail page, create, edit and
-delete. A template's page previews its rendering for a server.
+templates, profiles and parameters a list (deploy.tables), a detail page, create, edit (in the
+portal's dialog, or for a template in its editor) and delete. A template's page previews its
+rendering for a server; its editor previews the unsaved text as it is typed.
 
 Thin: every page scopes with dcportal.rbac, every write calls deploy.catalogue, and a service's
 ValidationError comes back on the form field it concerns. Edit controls are shown only to those
@@ -12,24 +13,17 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from dcportal import rbac
-from deploy import catalogue, forms
-from deploy.filtersets import (
-    OperatingSystemFilterSet,
-    ParameterFilterSet,
-    ProfileFilterSet,
-    TemplateFilterSet,
-)
+from dcportal import dialogs, rbac
+from dcportal.templating import TemplateError
+from deploy import catalogue, forms, rendering, tables
 from deploy.models import OperatingSystem, Parameter, Profile, ServerDeploy, Template
-
-PER_PAGE = 50
+from inventory.models import Server
 
 
 def _tenant(obj):
@@ -48,13 +42,13 @@ class Section:
     plural: str  # URL name of the list
     model: type
     form: type
-    filterset: type
+    table: type
     title: str
     noun: str
-    columns: tuple  # (label, function of the object -> text)
     facts: tuple  # (label, function of the object -> text) on the detail page
     services: tuple  # (create, update, delete)
     related: tuple = ()
+    in_dialog: bool = True  # its form fits the portal's dialog (a template needs the editor)
 
     def queryset(self):
         return self.model.objects.select_related("tenant", *self.related)
@@ -68,16 +62,9 @@ OS = Section(
     plural="oses",
     model=OperatingSystem,
     form=forms.OperatingSystemForm,
-    filterset=OperatingSystemFilterSet,
+    table=tables.OperatingSystemTable,
     title="Operating systems",
     noun="operating system",
-    columns=(
-        ("Name", lambda o: o.name),
-        ("Family", lambda o: o.get_family_display()),
-        ("Version", lambda o: o.version),
-        ("Architecture", lambda o: o.architecture),
-        ("Tenant", _tenant),
-    ),
     facts=(
         ("Family", lambda o: o.get_family_display()),
         ("Version", lambda o: o.version),
@@ -96,16 +83,9 @@ TEMPLATES = Section(
     plural="templates",
     model=Template,
     form=forms.TemplateForm,
-    filterset=TemplateFilterSet,
+    table=tables.TemplateTable,
     title="Templates",
     noun="template",
-    columns=(
-        ("Name", lambda t: t.name),
-        ("Kind", lambda t: t.get_kind_display()),
-        ("Shipped", lambda t: "yes" if t.builtin else ""),
-        ("Tenant", _tenant),
-        ("Updated", lambda t: t.updated.strftime("%Y-%m-%d %H:%M")),
-    ),
     facts=(
         ("Kind", lambda t: t.get_kind_display()),
         ("Shipped with dcportal", lambda t: "yes" if t.builtin else "no"),
@@ -113,21 +93,16 @@ TEMPLATES = Section(
         ("Description", lambda t: t.description or "—"),
     ),
     services=(catalogue.create_template, catalogue.update_template, catalogue.delete_template),
+    in_dialog=False,
 )
 PROFILES = Section(
     key="profile",
     plural="profiles",
     model=Profile,
     form=forms.ProfileForm,
-    filterset=ProfileFilterSet,
+    table=tables.ProfileTable,
     title="Profiles",
     noun="profile",
-    columns=(
-        ("Name", lambda p: p.name),
-        ("Operating system", lambda p: p.os.name),
-        ("Install template", lambda p: p.install_template.name),
-        ("Tenant", _tenant),
-    ),
     facts=(
         ("Operating system", lambda p: p.os.name),
         ("Install template", lambda p: p.install_template.name),
@@ -156,15 +131,9 @@ PARAMETERS = Section(
     plural="parameters",
     model=Parameter,
     form=forms.ParameterForm,
-    filterset=ParameterFilterSet,
+    table=tables.ParameterTable,
     title="Parameters",
     noun="parameter",
-    columns=(
-        ("Name", lambda p: p.name),
-        ("Value", lambda p: json.dumps(p.value)[:80]),
-        ("Tenant", _tenant),
-        ("Description", lambda p: p.description),
-    ),
     facts=(
         ("Value", lambda p: _json(p.value)),
         ("Tenant", _tenant),
@@ -230,30 +199,25 @@ def index(request):
 
 
 def object_list(request, section):
-    rbac.require(request.user, section.perm("view"))
-    params = {k: v for k, v in request.GET.items() if v and k != "page"}
-    scoped = rbac.restrict(section.queryset(), request.user)
-    filterset = section.filterset(params, queryset=scoped)
-    objects = filterset.qs.order_by("name", "pk") if filterset.is_valid() else scoped.none()
-    page = Paginator(objects, PER_PAGE).get_page(request.GET.get("page"))
-    rows = [
-        {
-            "url": reverse(f"deploy:{section.key}", args=[obj.pk]),
-            "cells": [value(obj) for _, value in section.columns],
-        }
-        for obj in page
-    ]
+    user = request.user
+    rbac.require(user, section.perm("view"))
+    scoped = rbac.restrict(section.queryset(), user)
+    filter_form = forms.catalogue_filter_form(section.table.filterset_class, request.GET, user=user)
+    table = section.table(request, scoped, filter_form=filter_form)
+    if table.export and not table.errors:
+        return table.export_response()
+    can_change = user.has_perm(section.perm("change"))
+    if not can_change:
+        table.row_template = ""
     return render(
         request,
         "deploy/catalogue/list.html",
         _base(
             section,
-            page=page,
-            rows=rows,
-            headers=[label for label, _ in section.columns],
-            form=filterset.form,
-            errors=filterset.errors,
-            can_add=_may(request.user, section, "add"),
+            table=table,
+            can_add=_may(user, section, "add"),
+            can_change=can_change,
+            can_change_shared=can_change and rbac.is_global(user),
         ),
     )
 
@@ -283,14 +247,14 @@ def _preview_context(request, template):
                 request.user, template, server, base_url=catalogue.base_url_for(request)
             )
         except Http404:
-            form.add_error("server", "No server of that name that you may see.")
+            form.add_error("server", NO_SERVER)
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
     return {"preview_form": form, "preview": result, "preview_server": server}
 
 
 def object_edit(request, section, pk=None):
-    """Create (no pk) or change an object."""
+    """Create (no pk) or change an object. The form works on its page and in the dialog."""
     user = request.user
     obj = None if pk is None else _object(request, section, pk)
     rbac.require(user, section.perm("add" if obj is None else "change"))
@@ -309,21 +273,140 @@ def object_edit(request, section, pk=None):
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
-            messages.success(request, f"The {section.noun} {obj} is saved.")
-            return redirect(f"deploy:{section.key}", pk=obj.pk)
-    return render(
-        request,
-        "deploy/catalogue/form.html",
-        _base(
-            section,
-            form=form,
-            title=f"New {section.noun}" if obj is None else f"Edit {section.noun} {obj}",
-            submit="Create" if obj is None else "Save",
-            cancel_url=reverse(f"deploy:{section.plural}")
-            if obj is None
-            else reverse(f"deploy:{section.key}", args=[obj.pk]),
-        ),
+            return dialogs.saved(
+                request,
+                location=reverse(f"deploy:{section.key}", args=[obj.pk]),
+                message=f"The {section.noun} {obj} is saved.",
+            )
+    context = _base(
+        section,
+        form=form,
+        obj=obj,
+        title=f"New {section.noun}" if obj is None else f"Edit {section.noun} {obj}",
+        submit="Create" if obj is None else "Save",
+        cancel_url=reverse(f"deploy:{section.plural}")
+        if obj is None
+        else reverse(f"deploy:{section.key}", args=[obj.pk]),
     )
+    if section is TEMPLATES:
+        return render(
+            request, "deploy/catalogue/template_form.html", context | _editor(request, obj)
+        )
+    return render(request, "deploy/catalogue/form.html", context)
+
+
+# The template editor's live preview ---------------------------------------------------------------
+
+NO_SERVER = "No server of that name that you may see."
+SERVER_SUGGESTIONS = 20
+
+
+def _editor(request, template):
+    """What the template editor adds to its form: the preview's address and server picker."""
+    url = (
+        reverse("deploy:template-preview", args=[template.pk])
+        if template is not None
+        else reverse("deploy:template-preview-new")
+    )
+    return {
+        "preview_url": url,
+        "preview_server": request.GET.get("server", ""),
+        "server_suggestions": _servers_named(request.user, ""),
+    }
+
+
+def _servers_named(user, text):
+    """Host names of servers the user may see that start with `text` (a few, for a picker)."""
+    servers = rbac.restrict(Server.objects.all(), user)
+    text = text.strip().lower()
+    if text:
+        servers = servers.filter(hostname__startswith=text)
+    return list(
+        servers.order_by("hostname").values_list("hostname", flat=True)[:SERVER_SUGGESTIONS]
+    )
+
+
+def template_servers(request):
+    """<option>s of host names for the editor's server picker (?server= what is typed)."""
+    rbac.require(request.user, TEMPLATES.perm("view"))
+    names = _servers_named(request.user, request.GET.get("server", ""))
+    return render(request, "deploy/catalogue/_server_options.html", {"names": names})
+
+
+def _unsaved_template(request):
+    """The template being written on the create page, not stored: kind, content and the
+    tenant picked (one of the user's, or shared)."""
+    field = forms.TenantChoiceField(user=request.user)
+    try:
+        tenant = field.clean(request.POST.get("tenant", ""))
+    except ValidationError:
+        tenant = None
+    kind = request.POST.get("kind", "")
+    if kind not in Template.Kind.values:
+        kind = Template.Kind.KICKSTART
+    return Template(kind=kind, tenant=tenant, content=request.POST.get("content", ""))
+
+
+def _preview_unsaved(user, template, server, *, base_url):
+    # deploy.catalogue.preview finds a stored template by its id; a new one has none yet, so
+    # the same checks are made here on the unsaved object.
+    server = rbac.get_restricted(Server.objects.all(), user, pk=server.pk)
+    if template.tenant_id not in (None, server.tenant_id):
+        raise ValidationError({"server": f"The template's tenant is not the one of {server}."})
+    try:
+        text = rendering.render_template(template, server, base_url=base_url)
+    except TemplateError as error:
+        return catalogue.Preview(
+            None, errors=[{"message": error.message, "line": error.lineno, "snippet": error.name}]
+        )
+    kickstart = template.kind == Template.Kind.KICKSTART
+    return catalogue.Preview(
+        text, validation=catalogue.validate_kickstart(text) if kickstart else []
+    )
+
+
+@require_POST
+def template_preview(request, pk=None):
+    """Render the editor's unsaved content for a server the user may see (POST: content,
+    server, and on the create page kind and tenant). The editor asks with fragment=1 and gets
+    the preview panel's content; without scripts the page's Preview button opens it as a page.
+    200 with the rendering or the template error (its line in data-error-line), 404 for a
+    server the user may not see, 400 for a missing server or one of another tenant."""
+    user = request.user
+    rbac.require(user, TEMPLATES.perm("view"))
+    template = None if pk is None else _object(request, TEMPLATES, pk)
+    hostname = request.POST.get("server", "").strip()
+    context = {"template": template, "hostname": hostname, "preview": None, "problem": ""}
+    status = 200
+    if not hostname:
+        context["problem"], status = "Choose a server to render for.", 400
+    else:
+        try:
+            server = catalogue.find_server(user, hostname)
+        except Http404:
+            context["problem"], status = NO_SERVER, 404
+        else:
+            context["server"] = server
+            base_url = catalogue.base_url_for(request)
+            content = request.POST.get("content", "")
+            try:
+                if template is None:
+                    context["preview"] = _preview_unsaved(
+                        user, _unsaved_template(request), server, base_url=base_url
+                    )
+                else:
+                    context["preview"] = catalogue.preview(
+                        user, template, server, base_url=base_url, content=content
+                    )
+            except ValidationError as exc:
+                context["problem"], status = " ".join(exc.messages), 400
+    if context["preview"] is not None and not context["preview"].ok:
+        context["error_line"] = next(
+            (e["line"] for e in context["preview"].errors if e["line"] and not e["snippet"]), ""
+        )
+        context["error_text"] = catalogue.describe(context["preview"].errors[0])
+    page = "_preview.html" if request.POST.get("fragment") else "preview_page.html"
+    return render(request, f"deploy/catalogue/{page}", context, status=status)
 
 
 @require_POST
@@ -369,4 +452,9 @@ def _routes(section):
     ]
 
 
-urlpatterns = [route for section in SECTIONS for route in _routes(section)]
+urlpatterns = [
+    path("templates/preview/", template_preview, name="template-preview-new"),
+    path("templates/servers/", template_servers, name="template-servers"),
+    path("templates/<int:pk>/preview/", template_preview, name="template-preview"),
+    *(route for section in SECTIONS for route in _routes(section)),
+]

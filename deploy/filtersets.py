@@ -1,9 +1,10 @@
-"""django-filter classes for the deploy catalogue: the API lists and the portal pages filter
-through the same classes."""
+"""django-filter classes for the deploy catalogue and the builds list: the API lists and the
+portal pages filter through the same classes."""
 
 import django_filters as filters
 
-from deploy.models import OperatingSystem, Parameter, Profile, Template
+from deploy.models import OperatingSystem, Parameter, Profile, ServerDeploy, Template
+from inventory.models import Server
 
 
 class CatalogueFilterSet(filters.FilterSet):
@@ -48,3 +49,28 @@ class ParameterFilterSet(CatalogueFilterSet):
     class Meta:
         model = Parameter
         fields = ["name", "tenant", "shared"]
+
+
+class BuildFilterSet(filters.FilterSet):
+    """The builds list: servers that have a deployment row, by its state, stage, next boot and
+    profile. `state=all` lists every state; the page itself shows building or failed when no
+    state is asked for."""
+
+    state = filters.ChoiceFilter(
+        choices=(("all", "All"), *ServerDeploy.State.choices), method="filter_state"
+    )
+    stage = filters.ChoiceFilter(
+        field_name="deploy__stage",
+        choices=[(value, label) for value, label in ServerDeploy.Stage.choices if value],
+    )
+    next_boot = filters.ChoiceFilter(
+        field_name="deploy__next_boot", choices=ServerDeploy.NextBoot.choices, label="Next boot"
+    )
+    profile = filters.CharFilter(field_name="deploy__profile__name", label="Profile (name)")
+
+    class Meta:
+        model = Server
+        fields = ["state", "stage", "next_boot", "profile"]
+
+    def filter_state(self, queryset, name, value):
+        return queryset if value == "all" else queryset.filter(deploy__state=value)

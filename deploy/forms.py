@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from dcportal import rbac
 from dcportal.models import Tenant
-from deploy.models import OperatingSystem, Template
+from deploy.models import OperatingSystem, ServerDeploy, Template
 
 SHARED = "Shared by every tenant"
 
@@ -216,3 +216,64 @@ class PreviewForm(forms.Form):
     server = forms.CharField(
         max_length=253, label="Server", help_text="Host name of the server to render for."
     )
+
+
+# Filter bars of the lists (dcportal.tables): the FilterSet validates, these only draw the
+# controls, and a choice never names another tenant's object.
+
+ANY = ("", "any")
+YES_NO = (ANY, ("true", "yes"), ("false", "no"))
+
+
+def _tenant_choices(user):
+    tenants = (
+        Tenant.objects.all()
+        if rbac.is_global(user)
+        else Tenant.objects.filter(pk__in=rbac.tenant_ids(user))
+    )
+    return [ANY, *tenants.order_by("name").values_list("slug", "name")]
+
+
+def catalogue_filter_form(filterset_class, data, *, user):
+    """The filter bar of a catalogue list: its FilterSet's fields, the tenant picked among the
+    user's own, yes/no questions as yes/no."""
+    form = filterset_class(data).form
+    form.fields["tenant"] = forms.ChoiceField(
+        required=False, label="Tenant", choices=_tenant_choices(user)
+    )
+    form.fields["shared"] = forms.ChoiceField(required=False, label=SHARED, choices=YES_NO)
+    if "kind" in form.fields:
+        form.fields["kind"] = forms.ChoiceField(
+            required=False, label="Kind", choices=[ANY, *Template.Kind.choices]
+        )
+    if "builtin" in form.fields:
+        form.fields["builtin"] = forms.ChoiceField(
+            required=False, label="Shipped with dcportal", choices=YES_NO
+        )
+    if "family" in form.fields:
+        choices = OperatingSystem.Family.choices
+        form.fields["family"] = forms.ChoiceField(
+            required=False, label=form.fields["family"].label, choices=[ANY, *choices]
+        )
+    return form
+
+
+class BuildFilterForm(forms.Form):
+    """The filter bar of the builds list (deploy.filtersets.BuildFilterSet validates)."""
+
+    state = forms.ChoiceField(
+        required=False,
+        choices=[("", "Building or failed"), ("all", "All"), *ServerDeploy.State.choices],
+    )
+    stage = forms.ChoiceField(
+        required=False,
+        choices=[ANY, *((v, label) for v, label in ServerDeploy.Stage.choices if v)],
+    )
+    next_boot = forms.ChoiceField(
+        required=False, label="Next boot", choices=[ANY, *ServerDeploy.NextBoot.choices]
+    )
+    profile = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, profiles, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["profile"].choices = [ANY, *((p.name, p.name) for p in profiles)]

@@ -9,17 +9,18 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from dcportal import rbac
 from dcportal.models import Tenant
 from inventory import registration
 from inventory.models import Conflict, EnrolmentToken
-from inventory.registration_filters import ConflictFilterSet
+from inventory.tables import ConflictTable, EnrolmentTokenTable
 
 AGENT_SOURCE = Path(__file__).parent / "templates" / "inventory" / "agent.sh"
 AGENT_URL_LINE = 'PORTAL_REGISTER_URL=""  # filled in by the portal when it serves this script'
@@ -52,6 +53,7 @@ def agent(request):
 
 
 class ConflictFilterForm(forms.Form):
+    # Open first: the page shows the open conflicts when no state is asked for.
     state = forms.ChoiceField(
         required=False, choices=[("open", "open"), ("resolved", "resolved"), ("", "any")]
     )
@@ -69,21 +71,74 @@ def _conflicts(user):
 
 def conflict_list(request):
     rbac.require(request.user, "inventory.view_conflict")
-    params = {k: v for k, v in request.GET.items() if k != "page"}
-    params.setdefault("state", "open")
-    form = ConflictFilterForm(params)
-    filterset = ConflictFilterSet(
-        {k: v for k, v in params.items() if v}, queryset=_conflicts(request.user)
+    table = ConflictTable(
+        request, _conflicts(request.user), filter_form=ConflictFilterForm(request.GET)
     )
-    rows = filterset.qs if filterset.is_valid() else Conflict.objects.none()
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
-    can_resolve = request.user.has_perm("inventory.resolve_conflict")
-    for conflict in page:
-        conflict.choices = registration.resolutions_for(conflict) if can_resolve else []
+    if table.export and not table.errors:
+        return table.export_response()
+    return render(request, "inventory/conflict_list.html", {"table": table})
+
+
+@require_POST
+def conflict_bulk(request):
+    """Dismiss the selected open conflicts: first a confirmation page, then (confirm=1) do it."""
+    user = request.user
+    rbac.require(user, "inventory.resolve_conflict")
+    back = _back(request, reverse("inventory:conflicts"))
+    chosen = list(
+        _conflicts(user).filter(pk__in=_ids(request), resolved__isnull=True).order_by("pk")
+    )
+    if not chosen:
+        messages.error(request, "None of the selected conflicts is open.")
+        return redirect(back)
+    count = f"{len(chosen)} conflict{'s' if len(chosen) != 1 else ''}"
+    if request.POST.get("confirm") != "1":
+        return _confirm(
+            request,
+            title=f"Dismiss {count}?",
+            items=[f"#{c.pk} {c.kind}: {c.detail}" for c in chosen],
+            ids=[c.pk for c in chosen],
+            action="dismiss",
+            label="Dismiss",
+            back=back,
+        )
+    try:
+        with transaction.atomic():
+            for conflict in chosen:
+                registration.resolve_conflict(user=user, conflict=conflict, resolution="dismiss")
+    except ValidationError as exc:
+        messages.error(request, "Nothing was dismissed: " + " ".join(exc.messages))
+    else:
+        messages.info(request, f"Dismissed {count}.")
+    return redirect(back)
+
+
+def _ids(request):
+    return [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+
+
+def _back(request, default):
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _confirm(request, *, title, items, ids, action, label, back):
     return render(
         request,
-        "inventory/conflict_list.html",
-        {"form": form, "page": page, "errors": filterset.errors, "can_resolve": can_resolve},
+        "dcportal/bulk_confirm.html",
+        {
+            "title": title,
+            "items": items,
+            "ids": ids,
+            "action": action,
+            "action_label": label,
+            "action_url": request.path,
+            "back": back,
+        },
     )
 
 
@@ -177,13 +232,19 @@ def enrolment_tokens(request):
                     "cmdline": f"dcportal.url={base_url} dcportal.token={key}",
                 }
                 form = EnrolmentTokenForm(user=user)
-    tokens = rbac.restrict(EnrolmentToken.objects.select_related("tenant"), user, "view")
+    table = EnrolmentTokenTable(
+        request, rbac.restrict(EnrolmentToken.objects.select_related("tenant"), user, "view")
+    )
+    if table.export and not table.errors:
+        response = table.export_response()
+        response["Cache-Control"] = "no-store"
+        return response
     response = render(
         request,
         "inventory/enrolment_tokens.html",
         {
             "form": form,
-            "tokens": tokens,
+            "table": table,
             "created": created,
             "can_revoke": user.has_perm("inventory.change_enrolmenttoken"),
             "agent_url": request.build_absolute_uri(reverse("inventory:agent")),
@@ -204,12 +265,46 @@ def enrolment_token_revoke(request, pk):
     return redirect("inventory:enrolment-tokens")
 
 
+@require_POST
+def enrolment_token_bulk(request):
+    """Revoke the selected enrolment tokens: a confirmation page, then (confirm=1) revoke."""
+    user = request.user
+    rbac.require(user, "inventory.change_enrolmenttoken")
+    back = _back(request, reverse("inventory:enrolment-tokens"))
+    chosen = list(
+        rbac.restrict(EnrolmentToken.objects.select_related("tenant"), user, "view")
+        .filter(pk__in=_ids(request), revoked__isnull=True)
+        .order_by("pk")
+    )
+    if not chosen:
+        messages.error(request, "None of the selected tokens can be revoked.")
+        return redirect(back)
+    count = f"{len(chosen)} enrolment token{'s' if len(chosen) != 1 else ''}"
+    if request.POST.get("confirm") != "1":
+        return _confirm(
+            request,
+            title=f"Revoke {count}?",
+            items=[f"{t.tenant.slug}: {t.name} ({t.prefix})" for t in chosen],
+            ids=[t.pk for t in chosen],
+            action="revoke",
+            label="Revoke",
+            back=back,
+        )
+    with transaction.atomic():
+        for token in chosen:
+            registration.revoke_enrolment_token(user=user, token=token)
+    messages.info(request, f"Revoked {count}.")
+    return redirect(back)
+
+
 urlpatterns = [
     path("agent.sh", agent, name="agent"),
     path("conflicts/", conflict_list, name="conflicts"),
+    path("conflicts/bulk/", conflict_bulk, name="conflict-bulk"),
     path("conflicts/<int:pk>/", conflict_detail, name="conflict"),
     path("conflicts/<int:pk>/resolve/", conflict_resolve, name="conflict-resolve"),
     path("enrolment-tokens/", enrolment_tokens, name="enrolment-tokens"),
+    path("enrolment-tokens/bulk/", enrolment_token_bulk, name="enrolment-token-bulk"),
     path(
         "enrolment-tokens/<int:pk>/revoke/",
         enrolment_token_revoke,

@@ -57,6 +57,12 @@ class MacFilter(filters.CharFilter):
     field_class = MacFormField
 
 
+POWER_CHOICES = (("on", "on"), ("off", "off"), ("unknown", "unknown"))
+# How a VM's hypervisor power states count as a BMC's on and off.
+VM_ON = ("running", "paused")
+VM_OFF = ("halted", "suspended")
+
+
 class ServerFilterSet(filters.FilterSet):
     q = filters.CharFilter(method="filter_q", label="Search")
     hostname = filters.CharFilter(method="filter_hostname", label="Host name")
@@ -71,6 +77,18 @@ class ServerFilterSet(filters.FilterSet):
     site = filters.CharFilter(field_name="rack__site__slug", label="Site (slug)")
     rack = filters.CharFilter(method="filter_rack", label="Rack (id or name)")
     mac = MacFilter(method="filter_mac", label="MAC address")
+    power = filters.ChoiceFilter(
+        choices=POWER_CHOICES,
+        method="filter_power",
+        label="Power",
+        help_text="The last known power state: the BMC's, or the hypervisor's for a VM.",
+    )
+    bmc_power = filters.ChoiceFilter(
+        field_name="bmc__power_state",
+        choices=POWER_CHOICES,
+        label="BMC power",
+        help_text="The power state last read from the server's BMC.",
+    )
     attr = AttrFilter(
         field_name="attributes",
         label="Attributes",
@@ -97,6 +115,8 @@ class ServerFilterSet(filters.FilterSet):
             "site",
             "rack",
             "mac",
+            "power",
+            "bmc_power",
             "attr",
         ]
 
@@ -132,6 +152,15 @@ class ServerFilterSet(filters.FilterSet):
             if value.isdigit()
             else queryset.filter(rack__name=value)
         )
+
+    def filter_power(self, queryset, name, value):
+        on = Q(bmc__power_state="on") | Q(vm__power_state__in=VM_ON)
+        off = Q(bmc__power_state="off") | Q(vm__power_state__in=VM_OFF)
+        if value == "on":
+            return queryset.filter(on)
+        if value == "off":
+            return queryset.filter(off)
+        return queryset.exclude(on | off)
 
     def filter_mac(self, queryset, name, value):
         return queryset.filter(Exists(Interface.objects.filter(server=OuterRef("pk"), mac=value)))

@@ -58,6 +58,9 @@ class ServerFilterForm(forms.Form):
     tenant = forms.ChoiceField(required=False)
     vendor = forms.CharField(required=False)
     tag = forms.CharField(required=False)
+    power = forms.ChoiceField(
+        required=False, choices=[("", "any"), ("on", "on"), ("off", "off"), ("unknown", "unknown")]
+    )
     attr = forms.CharField(
         required=False,
         label="Attributes",

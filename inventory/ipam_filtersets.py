@@ -7,6 +7,7 @@ from django.db.models import F, Func, IntegerField, Q, TextField
 from django.db.models.functions import Cast
 
 from inventory import ipam
+from inventory.filtersets import InterfaceFilterSet
 from inventory.models import IPAddress, IPRange, Subnet
 
 
@@ -88,4 +89,39 @@ class IPAddressFilterSet(filters.FilterSet):
             Q(dns_name__icontains=value)
             | Q(description__icontains=value)
             | Q(_host__startswith=value)
+        )
+
+
+class SubnetAddressFilterSet(filters.FilterSet):
+    """The address table of a subnet page (the view gives it that subnet's addresses)."""
+
+    status = filters.ChoiceFilter(choices=IPAddress.Status.choices, empty_label="any")
+    server = filters.CharFilter(
+        field_name="interface__server__hostname", lookup_expr="icontains", label="Server"
+    )
+    q = filters.CharFilter(method="filter_q", label="Search")
+
+    class Meta:
+        model = IPAddress
+        fields = ["q", "status", "server"]
+
+    filter_q = IPAddressFilterSet.filter_q
+
+
+class InterfaceTableFilterSet(InterfaceFilterSet):
+    """The portal's interface list: the API's filters plus a free-text search."""
+
+    q = filters.CharFilter(method="filter_q", label="Search")
+
+    class Meta(InterfaceFilterSet.Meta):
+        fields = ["q", *InterfaceFilterSet.Meta.fields]
+
+    def filter_q(self, queryset, name, value):
+        # A MAC is searched as text: a part of one is not a MAC the field would accept.
+        value = value.strip()
+        return queryset.annotate(_mac=Cast("mac", TextField())).filter(
+            Q(name__icontains=value)
+            | Q(server__hostname__icontains=value)
+            | Q(description__icontains=value)
+            | Q(_mac__icontains=value.lower())
         )

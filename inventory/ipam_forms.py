@@ -1,5 +1,6 @@
-"""Forms of the IPAM portal pages. They only parse input: inventory.ipam validates and writes, and
-its field errors are put back on these forms (add_service_errors)."""
+"""Forms of the IPAM portal pages and of the interface editor. They only parse input: the
+services (inventory.ipam, inventory.services) validate and write, and their field errors are
+put back on these forms (add_service_errors)."""
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -83,6 +84,33 @@ class AddressForm(forms.Form):
     status = forms.ChoiceField(choices=IPAddress.Status.choices, initial=IPAddress.Status.ACTIVE)
     dns_name = forms.CharField(max_length=253, required=False, label="DNS name")
     description = forms.CharField(max_length=200, required=False)
+
+    @staticmethod
+    def initial_for(ip):
+        return {
+            "address": str(ip.address),
+            "status": ip.status,
+            "dns_name": ip.dns_name,
+            "description": ip.description,
+        }
+
+
+class InterfaceForm(forms.Form):
+    name = forms.CharField(max_length=64)
+    mac = forms.CharField(max_length=17, label="MAC address", help_text="e.g. 52:54:00:12:34:56")
+    boot = forms.BooleanField(
+        required=False, label="Boot interface", help_text="The server PXE-boots from it."
+    )
+    description = forms.CharField(max_length=200, required=False)
+
+    @staticmethod
+    def initial_for(interface):
+        return {
+            "name": interface.name,
+            "mac": interface.mac,
+            "boot": interface.boot,
+            "description": interface.description,
+        }
 
 
 class AllocateForm(forms.Form):

@@ -1,30 +1,38 @@
 """Portal pages for IPAM: subnets with their usage, ranges and addresses, and allocation.
 
+Also the fleet-wide interface list, whose rows link to their servers.
+
 Thin: every page scopes with dcportal.rbac, every write calls inventory.ipam, and a service's
 ValidationError comes back on the form field it concerns (or as a message for buttons).
 """
 
+from urllib.parse import urlsplit
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import rbac
-from inventory import ipam
-from inventory.ipam_filtersets import SubnetFilterSet
+from dcportal import dialogs, rbac
+from inventory import ipam, services
+from inventory.ipam_filtersets import (
+    InterfaceTableFilterSet,
+    SubnetAddressFilterSet,
+    SubnetFilterSet,
+)
 from inventory.ipam_forms import (
     AddressForm,
     AllocateForm,
+    InterfaceForm,
     RangeForm,
     SubnetForm,
     add_service_errors,
 )
-from inventory.models import IPAddress, IPRange, Subnet
-
-SUBNETS_PER_PAGE = 50
-ADDRESSES_PER_PAGE = 100
+from inventory.models import Interface, IPAddress, IPRange, Subnet
+from inventory.tables import AddressTable, InterfaceTable, SubnetTable
 
 
 def _subnet(request, pk):
@@ -37,21 +45,18 @@ def _can(user, perm):
 
 
 def subnet_list(request):
-    params = {k: v for k, v in request.GET.items() if v and k != "page"}
-    scoped = ipam.with_used(rbac.restrict(Subnet.objects.select_related("tenant"), request.user))
-    filterset = SubnetFilterSet(params, queryset=scoped)
-    subnets = filterset.qs.order_by("network") if filterset.is_valid() else scoped.none()
-    page = Paginator(subnets, SUBNETS_PER_PAGE).get_page(request.GET.get("page"))
-    for subnet in page:
-        subnet.usage = ipam.usage_figures(ipam.usable_size(subnet.network), subnet.used)
+    user = request.user
+    scoped = ipam.with_used(rbac.restrict(Subnet.objects.select_related("tenant"), user))
+    table = SubnetTable(request, scoped, filter_form=SubnetFilterSet(request.GET).form)
+    if table.export and not table.errors:
+        return table.export_response()
     return render(
         request,
         "inventory/subnet_list.html",
         {
-            "page": page,
-            "form": filterset.form,
-            "errors": filterset.errors,
-            "can_add": _can(request.user, "add_subnet"),
+            "table": table,
+            "can_add": _can(user, "add_subnet"),
+            "can_change_subnets": _can(user, "change_subnet"),
         },
     )
 
@@ -59,13 +64,13 @@ def subnet_list(request):
 def subnet_detail(request, pk):
     subnet = _subnet(request, pk)
     user = request.user
+    addresses = IPAddress.objects.filter(subnet=subnet).select_related("interface__server")
+    table = AddressTable(request, addresses, filter_form=SubnetAddressFilterSet(request.GET).form)
+    if table.export and not table.errors:
+        return table.export_response()
     usage = ipam.subnet_usage(subnet)
     kinds = dict(IPRange.Kind.choices)
     ranges = [{**r, "kind_label": kinds.get(r["kind"], r["kind"])} for r in usage.pop("ranges")]
-    addresses = IPAddress.objects.filter(subnet=subnet).select_related("interface__server")
-    page = Paginator(addresses.order_by("address"), ADDRESSES_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
     can_allocate = ipam.allocation_permitted(user, subnet)
     return render(
         request,
@@ -74,17 +79,20 @@ def subnet_detail(request, pk):
             "subnet": subnet,
             "usage": usage,
             "ranges": ranges,
-            "page": page,
+            "table": table,
             "can_allocate": can_allocate,
             "next_free": ipam.next_free_address(subnet) if can_allocate else None,
-            "allocate_form": AllocateForm(subnet=subnet) if can_allocate else None,
+            # Its own ids: the dialog's address form has fields of the same names.
+            "allocate_form": AllocateForm(subnet=subnet, auto_id="allocate_%s")
+            if can_allocate
+            else None,
             "can_change": _can(user, "change_subnet"),
             "can_delete": _can(user, "delete_subnet"),
             "can_add_range": _can(user, "add_iprange"),
             "can_change_range": _can(user, "change_iprange"),
             "can_delete_range": _can(user, "delete_iprange"),
             "can_add_address": _can(user, "add_ipaddress"),
-            "can_delete_address": _can(user, "delete_ipaddress"),
+            "can_change_address": _can(user, "change_ipaddress"),
         },
     )
 
@@ -111,7 +119,7 @@ def subnet_allocate(request, pk):
     return redirect("inventory:subnet", pk=subnet.pk)
 
 
-def _form_page(request, form, *, title, cancel_url, submit="Save"):
+def _form_page(request, form, *, title, cancel_url, submit="Save", subnav="subnets"):
     return render(
         request,
         "inventory/form.html",
@@ -120,9 +128,19 @@ def _form_page(request, form, *, title, cancel_url, submit="Save"):
             "title": title,
             "cancel_url": cancel_url,
             "submit": submit,
-            "subnav": "subnets",
+            "subnav": subnav,
         },
     )
+
+
+def _saved_on_subnet_page(request, *, location, message):
+    """A form saved in the dialog of a subnet's page: that page shows more than its address
+    table (facts, usage, ranges), so it reloads whole rather than the table alone."""
+    response = dialogs.saved(request, location=location, message=message)
+    current = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    if dialogs.is_htmx(request) and current == location:
+        response["HX-Refresh"] = "true"
+    return response
 
 
 def subnet_edit(request, pk=None):
@@ -142,8 +160,11 @@ def subnet_edit(request, pk=None):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Subnet {subnet.network} saved.")
-            return redirect("inventory:subnet", pk=subnet.pk)
+            return _saved_on_subnet_page(
+                request,
+                location=reverse("inventory:subnet", args=[subnet.pk]),
+                message=f"Subnet {subnet.network} saved.",
+            )
     return _form_page(
         request,
         form,
@@ -189,8 +210,11 @@ def range_edit(request, pk=None, subnet_pk=None):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, "Range saved.")
-            return redirect("inventory:subnet", pk=subnet.pk)
+            return _saved_on_subnet_page(
+                request,
+                location=reverse("inventory:subnet", args=[subnet.pk]),
+                message="Range saved.",
+            )
     return _form_page(
         request,
         form,
@@ -219,8 +243,11 @@ def address_create(request, subnet_pk):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Address {ip.address} recorded.")
-            return redirect("inventory:subnet", pk=subnet.pk)
+            return _saved_on_subnet_page(
+                request,
+                location=reverse("inventory:subnet", args=[subnet.pk]),
+                message=f"Address {ip.address} recorded.",
+            )
     return _form_page(
         request,
         form,
@@ -240,6 +267,121 @@ def address_delete(request, pk):
     return redirect("inventory:subnet", pk=ip.subnet_id)
 
 
+def address_edit(request, pk):
+    ip = rbac.get_restricted(
+        IPAddress.objects.select_related("subnet__tenant"), request.user, pk=pk
+    )
+    rbac.require(request.user, "inventory.change_ipaddress")
+    form = AddressForm(request.POST or None, initial=AddressForm.initial_for(ip))
+    if request.method == "POST" and form.is_valid():
+        changed = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            ip = ipam.update_address(ip, user=request.user, **changed)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            return dialogs.saved(
+                request,
+                location=reverse("inventory:subnet", args=[ip.subnet_id]),
+                message=f"Address {ip.address} saved.",
+            )
+    return _form_page(
+        request,
+        form,
+        title=f"Edit address {ip.address}",
+        cancel_url=reverse("inventory:subnet", args=[ip.subnet_id]),
+    )
+
+
+@require_POST
+def address_bulk(request):
+    """Release the selected addresses: first a confirmation page, then (confirm=1) release."""
+    user = request.user
+    rbac.require(user, "inventory.delete_ipaddress")
+    back = _back(request, reverse("inventory:subnets"))
+    ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+    chosen = list(
+        rbac.restrict(IPAddress.objects.select_related("subnet__tenant"), user, "delete")
+        .filter(pk__in=ids)
+        .order_by("address")
+    )
+    if not chosen:
+        messages.error(request, "None of the selected addresses can be released.")
+        return redirect(back)
+    count = f"{len(chosen)} address{'es' if len(chosen) != 1 else ''}"
+    if request.POST.get("confirm") != "1":
+        return render(
+            request,
+            "dcportal/bulk_confirm.html",
+            {
+                "title": f"Release {count}?",
+                "items": [f"{ip.address} {ip.dns_name}".strip() for ip in chosen],
+                "ids": [ip.pk for ip in chosen],
+                "action": "release",
+                "action_label": "Release",
+                "action_url": request.path,
+                "back": back,
+            },
+        )
+    with transaction.atomic():
+        for ip in chosen:
+            ipam.delete_address(ip, user=user)
+    messages.success(request, f"Released {count}.")
+    return redirect(back)
+
+
+def _back(request, default):
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+# Interfaces -------------------------------------------------------------------------------------
+
+
+def interface_list(request):
+    """Every interface the user may see, across servers: host, name, MAC, boot, addresses."""
+    user = request.user
+    rbac.require(user, "inventory.view_interface")
+    interfaces = rbac.restrict(
+        Interface.objects.select_related("server__tenant").prefetch_related("addresses"), user
+    )
+    table = InterfaceTable(
+        request, interfaces, filter_form=InterfaceTableFilterSet(request.GET).form
+    )
+    if table.export and not table.errors:
+        return table.export_response()
+    return render(request, "inventory/interface_list.html", {"table": table})
+
+
+def interface_edit(request, pk):
+    interface = rbac.get_restricted(Interface.objects.select_related("server"), request.user, pk=pk)
+    rbac.require(request.user, "inventory.change_interface")
+    form = InterfaceForm(request.POST or None, initial=InterfaceForm.initial_for(interface))
+    if request.method == "POST" and form.is_valid():
+        changed = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            services.update_interface(interface, user=request.user, **changed)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            return dialogs.saved(
+                request,
+                location=reverse("inventory:server", args=[interface.server_id]) + "#interfaces",
+                message=f"Interface {interface.name} of {interface.server.hostname} saved.",
+            )
+    return _form_page(
+        request,
+        form,
+        title=f"Edit interface {interface.name} of {interface.server.hostname}",
+        cancel_url=reverse("inventory:interfaces"),
+        subnav="interfaces",
+    )
+
+
 urlpatterns = [
     path("subnets/", subnet_list, name="subnets"),
     path("subnets/new/", subnet_edit, name="subnet-create"),
@@ -251,5 +393,9 @@ urlpatterns = [
     path("subnets/ranges/<int:pk>/edit/", range_edit, name="subnet-range-edit"),
     path("subnets/ranges/<int:pk>/delete/", range_delete, name="subnet-range-delete"),
     path("subnets/<int:subnet_pk>/addresses/new/", address_create, name="subnet-address-create"),
+    path("subnets/addresses/<int:pk>/edit/", address_edit, name="subnet-address-edit"),
     path("subnets/addresses/<int:pk>/delete/", address_delete, name="subnet-address-delete"),
+    path("subnets/addresses/bulk/", address_bulk, name="address-bulk"),
+    path("interfaces/", interface_list, name="interfaces"),
+    path("interfaces/<int:pk>/edit/", interface_edit, name="interface-edit"),
 ]

@@ -10,13 +10,15 @@ Edit controls are shown only to those who may use them; the services check again
 import json
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from dcportal import dialogs, rbac
+from dcportal import selectors as platform_selectors
+from dcportal.models import Job
 from inventory import power_views, selectors, services
 from inventory.forms import BulkForm, ServerFilterForm, ServerForm, add_service_errors
 from inventory.models import Interface
@@ -66,8 +68,33 @@ def _server(request, pk):
 
 
 def server_detail(request, pk):
+    """The server's page: a header with its status, power and deployment badges, then tabs.
+    While a power job or a build runs, the header refreshes itself (htmx) until it ends."""
     server = _server(request, pk)
     user = request.user
+
+    def _related(name):
+        try:
+            return getattr(server, name)
+        except ObjectDoesNotExist:  # no deployment row, not a VM
+            return None
+
+    power = power_views.power_context(server, user=user)
+    power_jobs = list(power.get("power_jobs", ()))
+    deploy = _related("deploy") if user.has_perm("deploy.view_serverdeploy") else None
+    vm = _related("vm") if user.has_perm("virt.view_vm") else None
+    bmc = power.get("bmc")
+    if vm is not None:
+        power_state = vm.power_state
+    elif bmc is not None:
+        power_state = bmc.power_state
+    else:
+        power_state = ""
+    busy = (
+        any(job.status in (Job.Status.QUEUED, Job.Status.RUNNING) for job in power_jobs)
+        or (deploy is not None and deploy.state == deploy.State.BUILDING)
+        or (vm is not None and vm.state in (vm.State.CREATING, vm.State.INSTALLING))
+    )
     return render(
         request,
         "inventory/server_detail.html",
@@ -77,12 +104,18 @@ def server_detail(request, pk):
             "facts": fact_tree(server.attributes),
             "addresses": selectors.addresses_of(server, user=user),
             "conflicts": selectors.conflicts_of(server, user=user),
+            "certificates": platform_selectors.certificates_of_server(server, user=user),
             "events": selectors.server_history(server, user=user),
             "show_history": user.has_perm("dcportal.view_auditevent"),
             "can_change": _can(user, "change"),
             "can_delete": _can(user, "delete"),
             "can_change_interface": user.has_perm("inventory.change_interface"),
-            **power_views.power_context(server, user=user),
+            **power,
+            "power_jobs": power_jobs,
+            "header_power": power_state,
+            "header_deploy": deploy,
+            "header_vm": vm,
+            "state_busy": busy,
         },
     )
 

@@ -18,6 +18,9 @@ from virt import services
 from virt.models import Pool, Vm
 
 SHARED = "Shared by every tenant"
+# The power actions the VM list offers on a selection; the force reboot stays a button of the
+# VM's page, where the user sees the one guest it hits.
+BULK_POWER_ACTIONS = ("start", "shutdown", "hard-shutdown", "reboot")
 
 
 def add_service_errors(form, exc: ValidationError):
@@ -212,10 +215,26 @@ class PoolForm(forms.Form):
         return data
 
 
-class VmFilterForm(forms.Form):
-    """The filter bar of the VM list; VmFilterSet does the filtering."""
+class PoolFilterForm(forms.Form):
+    """The filters of the pool list; PoolFilterSet does the filtering."""
 
-    hostname = forms.CharField(required=False, label="Name")
+    driver = forms.ChoiceField(required=False, choices=[("", "any"), *Pool.Driver.choices])
+    tenant = forms.ChoiceField(required=False)
+    shared = forms.ChoiceField(
+        required=False, label="Shared", choices=[("", "any"), ("true", "yes"), ("false", "no")]
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].choices = [("", "any")] + [
+            (tenant.slug, tenant.name) for tenant in tenants_for(user)
+        ]
+
+
+class VmFilterForm(forms.Form):
+    """The filters of the VM list; VmFilterSet does the filtering (the search box covers the
+    host name)."""
+
     pool = forms.ChoiceField(required=False)
     state = forms.ChoiceField(required=False, choices=[("", "any"), *Vm.State.choices])
     power_state = forms.ChoiceField(
@@ -229,6 +248,22 @@ class VmFilterForm(forms.Form):
         self.fields["tenant"].choices = [("", "any")] + [
             (tenant.slug, tenant.name) for tenant in tenants_for(user)
         ]
+
+
+class VmBulkForm(forms.Form):
+    """A power action on the VMs selected in the list; `confirm` is set by the confirmation
+    page."""
+
+    action = forms.ChoiceField(
+        choices=[(name, services.VM_ACTIONS[name][1]) for name in BULK_POWER_ACTIONS]
+    )
+    ids = forms.TypedMultipleChoiceField(coerce=int, choices=())
+    confirm = forms.BooleanField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; which of them the user may operate is the view's business.
+        self.fields["ids"].valid_value = lambda value: str(value).isdigit()
 
 
 class PoolChoiceForm(forms.Form):

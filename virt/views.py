@@ -1,6 +1,6 @@
-"""Portal pages of virtualization: pools (list, detail with what the sync read, create, edit,
-delete, "Sync now") and VMs (list with filters, the two-step create form, detail with power,
-install, migrate and destroy).
+"""Portal pages of virtualization: pools (list, detail with what the sync read, create and edit
+in the dialog, delete, "Sync now") and VMs (list with filters and bulk power actions, the
+two-step create form, detail with power, install, migrate and destroy).
 
 Thin: every page scopes with dcportal.rbac through virt.selectors, every write calls
 virt.services, and a service's ValidationError comes back on the form field it concerns.
@@ -10,19 +10,21 @@ check again regardless. Every VM operation is a job: its page shows the progress
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import rbac
+from dcportal import dialogs, rbac
+from dcportal import selectors as platform_selectors
 from virt import forms, selectors, services
-from virt.filtersets import VmFilterSet
 from virt.models import Host, Network, Pool, StorageRepository, Vm, VmTemplate
+from virt.tables import PoolTable, VmTable
 
-PER_PAGE = 50
+MAX_JOBS_SHOWN = 1000
 # A VM in these states has nothing on the hypervisor to operate (yet, or any more).
 INACTIVE_STATES = frozenset({Vm.State.CREATING, Vm.State.DESTROYING})
 # The buttons offered in each power state, as last read (XAPI's rules; the hypervisor has the
@@ -78,13 +80,18 @@ def index(request):
     pools = selectors.pools_for(user).annotate(
         visible_vms=_count(rbac.restrict(Vm.objects.all(), user))
     )
+    table = PoolTable(request, pools, filter_form=forms.PoolFilterForm(request.GET, user=user))
+    if table.export and not table.errors:
+        return table.export_response()
     return render(
         request,
         "virt/pool_list.html",
         {
-            "pools": pools,
+            "table": table,
             "can_add": _may_pool(user, "add"),
             "can_add_vm": user.has_perm("virt.add_vm"),
+            "can_change_pools": user.has_perm("virt.change_pool"),
+            "is_global": rbac.is_global(user),
             "subnav": "pools",
         },
     )
@@ -141,8 +148,11 @@ def pool_edit(request, pk=None):
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
-            messages.success(request, f"Pool {pool.name} saved.")
-            return redirect("virt:pool", pk=pool.pk)
+            return dialogs.saved(
+                request,
+                location=reverse("virt:pool", args=[pool.pk]),
+                message=f"Pool {pool.name} saved.",
+            )
     return render(
         request,
         "virt/form.html",
@@ -204,36 +214,115 @@ def pool_sync(request, pk):
 # VMs --------------------------------------------------------------------------------------------
 
 
-def _filter_params(query):
-    """The query without paging and without empty values (an empty box is no filter)."""
-    params = query.copy()
-    params.pop("page", None)
-    for key in list(params):
-        values = [value for value in params.getlist(key) if value.strip()]
-        if values:
-            params.setlist(key, values)
-        else:
-            del params[key]
-    return params
-
-
 def vm_list(request):
     user = request.user
-    params = _filter_params(request.GET)
-    filterset = VmFilterSet(params, queryset=selectors.vms_for(user))
-    # A filter that cannot be understood shows its error and no rows: never "everything".
-    vms = filterset.qs if filterset.is_valid() else Vm.objects.none()
-    page = Paginator(vms, PER_PAGE).get_page(request.GET.get("page"))
-    pools = rbac.restrict(Pool.objects.only("pk", "name", "tenant"), user)
+    pools = rbac.restrict(Pool.objects.only("pk", "name", "tenant"), user).order_by("name")
+    table = VmTable(
+        request,
+        selectors.vms_for(user),
+        filter_form=forms.VmFilterForm(request.GET, pools=pools, user=user),
+    )
+    if table.export and not table.errors:
+        return table.export_response()
     return render(
         request,
         "virt/vm_list.html",
+        {"table": table, "can_add": user.has_perm("virt.add_vm"), "subnav": "vms"},
+    )
+
+
+def _back_to_list(request):
+    back = request.POST.get("next", "")
+    if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("virt:vms")
+    return back
+
+
+class _Refused(Exception):
+    """Rolls the whole bulk action back when one VM refuses it."""
+
+
+def _power_all(user, vms, action):
+    """One power job per VM, or none at all: the problems when any VM refuses."""
+    started, problems = [], []
+    try:
+        with transaction.atomic():
+            for vm in vms:
+                try:
+                    started.append(services.vm_action(user=user, vm=vm, action=action))
+                except ValidationError as exc:
+                    problems.extend(f"{vm.server.hostname}: {m}" for m in exc.messages)
+            if problems:
+                raise _Refused
+    except _Refused:
+        return [], problems
+    return started, []
+
+
+@require_POST
+def vm_bulk(request):
+    """A power action on the VMs selected in the list: a confirmation page, then (confirm=1)
+    one job per VM, all or none, and the page that follows those jobs."""
+    user = request.user
+    back = _back_to_list(request)
+    form = forms.VmBulkForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "Select at least one VM." if "ids" in form.errors else "Unknown VM action.",
+        )
+        return redirect(back)
+    action = form.cleaned_data["action"]
+    permission, label = services.VM_ACTIONS[action]
+    rbac.require(user, permission)
+    # VMs the user may not operate (another tenant's, or gone) drop out of the selection; the
+    # confirmation page lists exactly the VMs that get a job.
+    vms = list(
+        selectors.vms_for(user, permission)
+        .filter(pk__in=form.cleaned_data["ids"])
+        .order_by("server__hostname", "pk")
+    )
+    if not vms:
+        messages.error(request, "None of the selected VMs can be operated by you.")
+        return redirect(back)
+    problems = []
+    if form.cleaned_data["confirm"]:
+        started, problems = _power_all(user, vms, action)
+        if started:
+            messages.success(request, f"{label}: {len(started)} job(s) queued.")
+            ids = ",".join(str(job.pk) for job in started)
+            return redirect(reverse("virt:vm-jobs") + f"?ids={ids}")
+    count = f"{len(vms)} VM{'s' if len(vms) != 1 else ''}"
+    return render(
+        request,
+        "virt/vm_bulk_confirm.html",
         {
-            "page": page,
-            "form": forms.VmFilterForm(request.GET, pools=pools, user=user),
-            "errors": filterset.errors,
-            "page_query": params.urlencode() + "&" if params else "",
-            "can_add": user.has_perm("virt.add_vm"),
+            "title": f"{label}: {count}?",
+            "vms": vms,
+            "problems": problems,
+            "action": action,
+            "action_label": label,
+            "danger": action != "start",
+            "back": back,
+            "subnav": "vms",
+        },
+    )
+
+
+def vm_jobs(request):
+    """The jobs a bulk power action started (?ids=1,2,3), refreshed while any of them runs."""
+    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
+    jobs = list(
+        platform_selectors.jobs_for(request.user)
+        .filter(pk__in=ids[:MAX_JOBS_SHOWN], kind=services.POWER_JOB_KIND)
+        .order_by("pk")
+    )
+    return render(
+        request,
+        "virt/vm_jobs.html",
+        {
+            "jobs": jobs,
+            "running": any(job.status not in job.FINISHED for job in jobs),
             "subnav": "vms",
         },
     )
@@ -420,6 +509,8 @@ urlpatterns = [
     path("pools/<int:pk>/sync/", pool_sync, name="pool-sync"),
     path("vms/", vm_list, name="vms"),
     path("vms/new/", vm_create, name="vm-create"),
+    path("vms/bulk/", vm_bulk, name="vm-bulk"),
+    path("vms/jobs/", vm_jobs, name="vm-jobs"),
     path("vms/<int:pk>/", vm_detail, name="vm"),
     path("vms/<int:pk>/power/", vm_action, name="vm-action"),
     path("vms/<int:pk>/install/", vm_install, name="vm-install"),

@@ -82,3 +82,49 @@
   }
   if (busy(table)) { setTimeout(refresh, 2000); }
 })();
+
+// Job tables (dcportal.tables): while a listed job is queued or running, refresh the rows
+// every two seconds. Only the rows and the count are replaced, so what the user is typing in
+// the search box stays, and the rows they selected stay selected.
+(function () {
+  "use strict";
+  var holder = document.querySelector("[data-live-table]");
+  if (!holder) { return; }
+  var timer = null;
+  function region() { return document.getElementById(holder.dataset.liveTable); }
+  function busy() {
+    var root = region();
+    return root !== null && root.querySelector("tbody .badge-queued, tbody .badge-running") !== null;
+  }
+  function schedule(delay) {
+    if (timer === null && busy()) { timer = setTimeout(refresh, delay); }
+  }
+  function refresh() {
+    timer = null;
+    var url = window.location.href;
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (html) {
+        var root = region();
+        if (!root || url !== window.location.href) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(root.id);
+        var body = root.querySelector("table tbody");
+        var freshBody = fresh && fresh.querySelector("table tbody");
+        if (body && freshBody) {
+          var chosen = {};
+          body.querySelectorAll("input[name=ids]:checked").forEach(function (box) { chosen[box.value] = true; });
+          freshBody.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = !!chosen[box.value]; });
+          body.parentNode.replaceChild(document.importNode(freshBody, true), body);
+          var count = root.querySelector(".count"), freshCount = fresh.querySelector(".count");
+          if (count && freshCount) { count.innerHTML = freshCount.innerHTML; }
+          var form = root.querySelector("form[data-selection]");
+          if (form) { form.dispatchEvent(new Event("change", { bubbles: true })); }
+        }
+        schedule(2000);
+      })
+      .catch(function () { timer = null; setTimeout(function () { schedule(0); }, 10000); });
+  }
+  // Sorting, filtering or paging swaps the region in: keep following its jobs.
+  document.addEventListener("htmx:afterSettle", function () { schedule(2000); });
+  schedule(2000);
+})();

@@ -4,6 +4,13 @@
   "use strict";
 
   // "/" focuses the search of the page's table, as in most consoles; never while typing.
+  // Chart marks are pointer shortcuts to the list behind them (the figures table beside each
+  // chart holds the same links for the keyboard and screen readers).
+  document.addEventListener("click", function (event) {
+    var mark = event.target.closest && event.target.closest("svg [data-href]");
+    if (mark) window.location.assign(mark.getAttribute("data-href"));
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
     var target = event.target;

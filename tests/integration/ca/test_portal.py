@@ -1,7 +1,13 @@
 """The CA pages: they render for those who may see them, keep a constant number of queries,
 sign / reject / revoke / renew through the services, and keep key exports to admins."""
 
+import csv
+import io
+import json
+import re
+
 import pytest
+from cryptography import x509
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -22,15 +28,23 @@ def _certify(user, authority, server, **kwargs):
 
 
 PAGES = ("ca:index", "ca:certificates", "ca:requests", "ca:expiring", "ca:request-create")
+# The request list and the expiry report show their default filter in the address.
+DEFAULTS = {"ca:requests": "?status=pending", "ca:expiring": "?expiring_within=30"}
+
+
+def list_url(name):
+    return reverse(name) + DEFAULTS.get(name, "")
 
 
 @pytest.mark.parametrize("name", PAGES)
 def test_pages_render_for_an_operator(name, client, operator, authorities, web01):
     _certify(operator, authorities[1], web01)
     client.force_login(operator)
-    response = client.get(reverse(name))
+    response = client.get(reverse(name), follow=True)
     assert response.status_code == 200
     assert b"<html" in response.content.lower()
+    if name in DEFAULTS:
+        assert response.redirect_chain == [(list_url(name), 302)]
 
 
 def test_detail_pages_show_actions_by_permission(
@@ -100,8 +114,9 @@ def test_upload_a_csr_then_sign_it_from_the_pending_list(
     assert response.status_code == 302, response.content.decode()
     request = CertificateRequest.objects.get()
     assert request.status == "pending" and request.unowned_names == ["www.example.org"]
-    listing = client.get(reverse("ca:requests")).content.decode()
+    listing = client.get(reverse("ca:requests"), follow=True).content.decode()
     assert "www.example.org" in listing and f"/ca/requests/{request.pk}/" in listing
+    assert "badge-pending" in listing
 
     refused = client.post(reverse("ca:request-sign", args=[request.pk]), follow=True)
     assert "www.example.org: not names of web01" in refused.content.decode()
@@ -112,7 +127,13 @@ def test_upload_a_csr_then_sign_it_from_the_pending_list(
         "ca:certificate", args=[certificate.pk]
     )
     assert certificate.profile == "both"
-    assert "www.example.org" not in client.get(reverse("ca:requests")).content.decode()
+    assert "www.example.org" not in client.get(list_url("ca:requests")).content.decode()
+    signed_list = client.get(reverse("ca:requests"), {"status": "signed"}).content.decode()
+    assert "www.example.org" in signed_list and "badge-signed" in signed_list
+    every = client.get(reverse("ca:requests"), {"status": ""}).content.decode()
+    assert "www.example.org" in every
+    # Signing and rejecting stay on the request's own page.
+    assert reverse("ca:request-sign", args=[request.pk]) not in every
 
 
 def test_a_bad_upload_shows_the_reason_on_the_form(client, operator, authorities, web01, tmp_path):
@@ -281,7 +302,210 @@ def test_list_pages_cost_the_same_for_3_rows_as_for_12(
             )
 
     populate(3)
-    few = _queries(client, reverse(name))
+    few = _queries(client, list_url(name))
     populate(9)
-    many = _queries(client, reverse(name))
+    many = _queries(client, list_url(name))
     assert many == few
+
+
+# The certificate table -------------------------------------------------------------------------
+
+
+CERTIFICATES = reverse("ca:certificates")
+
+
+def listed(client, params=None, url=CERTIFICATES):
+    """The common names a certificate list shows, in order."""
+    response = client.get(url, params or {})
+    assert response.status_code == 200
+    return re.findall(r'<a href="/ca/certificates/\d+/">([^<]+)</a>', response.content.decode())
+
+
+def exported(client, params, url=CERTIFICATES):
+    response = client.get(url, params)
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).decode()
+
+
+def fleet(user, authority, tenant, count, prefix="n", **kwargs):
+    """`count` servers of `tenant`, each with a certificate of `authority`."""
+    made = []
+    for index in range(count):
+        number = Certificate.objects.count() + 20
+        server = make_server(
+            tenant, hostname=f"{prefix}{index}", address=f"10.0.{number // 200}.{number % 200 + 20}"
+        )
+        made.append(_certify(user, authority, server, **kwargs))
+    return made
+
+
+def test_certificate_list_filters_sorts_and_exports(client, operator, authorities, tenants):
+    short = fleet(operator, authorities[1], tenants[0], 2, prefix="short", validity_days=5)
+    long = fleet(operator, authorities[1], tenants[0], 2, prefix="long", validity_days=200)
+    services.revoke_certificate(long[1], user=operator, reason="superseded")
+    client.force_login(operator)
+    names = {c.pk: c.common_name for c in (*short, *long)}
+
+    # Newest expiry first by default; the header sorts, the search finds names and serials.
+    default = listed(client)
+    assert default[:2] == sorted([names[long[0].pk], names[long[1].pk]], reverse=True)
+    assert listed(client, {"sort": "common_name"}) == sorted(names.values())
+    assert listed(client, {"q": short[0].serial}) == [short[0].common_name]
+    assert listed(client, {"q": "long0"}) == [long[0].common_name]
+    assert listed(client, {"status": "revoked"}) == [long[1].common_name]
+    assert set(listed(client, {"expiring_within": "30"})) == {c.common_name for c in short}
+    assert listed(client, {"authority": "root"}) == []
+    page = client.get(CERTIFICATES, {"status": "valid"}).content.decode()
+    assert "<strong>3</strong> certificates" in page and "badge-valid" in page
+    assert "Cannot sort by" in client.get(CERTIFICATES, {"sort": "status"}).content.decode()
+    bad = client.get(CERTIFICATES, {"expiring_within": "-1"}).content.decode()
+    assert 'role="alert"' in bad and listed(client, {"expiring_within": "-1"}) == []
+
+    rows = list(csv.DictReader(io.StringIO(exported(client, {"export": "csv", "sort": "serial"}))))
+    assert [row["Serial"] for row in rows] == sorted(c.serial for c in (*short, *long))
+    assert {row["Status"] for row in rows} == {"valid", "revoked"}
+    assert {row["Authority"] for row in rows} == {"Hosts"}
+    data = json.loads(exported(client, {"export": "json", "status": "revoked"}))
+    assert [item["serial"] for item in data] == [long[1].serial]
+
+    # The expiry report is the same table with the period in its filters, soonest first.
+    report = reverse("ca:expiring")
+    assert client.get(report)["Location"] == report + "?expiring_within=30"
+    soonest = listed(client, {"expiring_within": "30"}, url=report)
+    assert soonest == [c.common_name for c in sorted(short, key=lambda c: (c.not_after, c.pk))]
+    assert set(listed(client, {"expiring_within": "365"}, url=report)) == {
+        short[0].common_name, short[1].common_name, long[0].common_name,
+    }  # fmt: skip
+
+
+def bulk_revoke(client, certificates, reason="key_compromise", **extra):
+    data = {
+        "action": "revoke",
+        "reason": reason,
+        "ids": [str(c.pk) for c in certificates],
+        "next": CERTIFICATES,
+    }
+    return client.post(reverse("ca:certificate-bulk"), data | extra)
+
+
+def test_bulk_revoke(client, operator, authorities, tenants):
+    hosts = authorities[1]
+    chosen = fleet(operator, hosts, tenants[0], 3)
+    kept = fleet(operator, hosts, tenants[0], 1, prefix="kept")[0]
+    crl_number = Authority.objects.get(pk=hosts.pk).crl.number
+    client.force_login(operator)
+    listing = client.get(CERTIFICATES).content.decode()
+    assert 'value="revoke"' in listing and 'name="reason"' in listing
+    assert listing.count('name="ids"') == 4
+
+    asked = bulk_revoke(client, chosen)
+    assert asked.status_code == 200
+    text = asked.content.decode()
+    assert "Revoke 3 certificates?" in text and "Key compromise" in text
+    assert all(c.common_name in text for c in chosen) and kept.common_name not in text
+    assert not Certificate.objects.filter(revoked_at__isnull=False).exists()
+
+    done = bulk_revoke(client, chosen, confirm="1")
+    assert done.status_code == 302 and done["Location"] == CERTIFICATES
+    revoked = Certificate.objects.filter(revoked_at__isnull=False)
+    assert set(revoked.values_list("pk", flat=True)) == {c.pk for c in chosen}
+    assert set(revoked.values_list("revocation_reason", flat=True)) == {"key_compromise"}
+    crl = Authority.objects.get(pk=hosts.pk).crl
+    assert crl.entries == 3 and crl.number > crl_number
+    listed_serials = {
+        format(entry.serial_number, "x") for entry in x509.load_pem_x509_crl(crl.pem.encode())
+    }
+    assert listed_serials == {c.serial.lower().lstrip("0") for c in chosen}
+    events = AuditEvent.objects.filter(verb="revoke")
+    assert sorted(int(e.object_id) for e in events) == sorted(c.pk for c in chosen)
+    assert all(e.actor == operator for e in events)
+    assert AuditEvent.objects.filter(verb="publish_crl", object_id=str(hosts.pk)).count() >= 3
+    assert "Revoked 3 certificates" in client.get(CERTIFICATES).content.decode()
+
+    # Already revoked ones drop out of a new selection.
+    again = bulk_revoke(client, [*chosen, kept])
+    assert "Revoke 1 certificate?" in again.content.decode()
+    assert "3 of the selected are left out" in again.content.decode()
+
+
+def test_bulk_revoke_is_all_or_nothing(client, operator, admin_user, authorities, tenants):
+    hosts = authorities[1]
+    web = services.create_authority(user=admin_user, name="Web", slug="web", parent=authorities[0])
+    first = fleet(operator, hosts, tenants[0], 1, prefix="a")[0]
+    second = fleet(operator, web, tenants[0], 1, prefix="b")[0]
+    # The second authority cannot sign a CRL any more: its revocation fails after the first's.
+    Authority.objects.filter(pk=web.pk).update(crl_validity_hours=0)
+    crl_number = Authority.objects.get(pk=hosts.pk).crl.number
+    client.force_login(operator)
+
+    refused = bulk_revoke(client, [first, second], confirm="1")
+    assert refused.status_code == 200
+    text = refused.content.decode()
+    assert "Nothing was revoked" in text and "nextUpdate" in text
+    assert not Certificate.objects.filter(revoked_at__isnull=False).exists()
+    assert Authority.objects.get(pk=hosts.pk).crl.number == crl_number
+    assert not AuditEvent.objects.filter(verb="revoke").exists()
+
+
+def test_no_revoke_action_without_the_permission(client, operator, viewer, authorities, tenants):
+    certificate = fleet(operator, authorities[1], tenants[0], 1)[0]
+    client.force_login(viewer)
+    listing = client.get(CERTIFICATES).content.decode()
+    assert certificate.common_name in listing
+    assert 'name="ids"' not in listing and 'value="revoke"' not in listing
+    assert "Bulk actions" not in listing
+    assert bulk_revoke(client, [certificate], confirm="1").status_code == 403
+    certificate.refresh_from_db()
+    assert certificate.revoked_at is None
+
+
+def test_another_tenants_certificates_are_never_listed(
+    client, operator, admin_user, authorities, tenants
+):
+    ours = fleet(operator, authorities[1], tenants[0], 1, prefix="ours")[0]
+    theirs = make_server(tenants[1], hostname="db01", address="10.1.0.5", network="10.1.0.0/24")
+    foreign = _certify(admin_user, authorities[1], theirs)
+    client.force_login(operator)
+    for params in ({}, {"q": "db01"}, {"tenant": "globex"}, {"status": "valid"}):
+        assert foreign.common_name not in client.get(CERTIFICATES, params).content.decode()
+    page = client.get(CERTIFICATES).content.decode()
+    assert "<strong>1</strong> certificates" in page and ours.common_name in page
+    assert ">Globex<" not in page  # nor among the tenant filter's choices
+    for kind in ("csv", "json"):
+        text = exported(client, {"export": kind})
+        assert ours.serial in text and foreign.serial not in text and "db01" not in text
+    report = client.get(reverse("ca:expiring"), {"expiring_within": "3650"}).content.decode()
+    assert foreign.common_name not in report and ours.common_name in report
+    # The shared authority counts only the operator's certificate.
+    listing = exported(client, {"export": "csv"}, url=reverse("ca:index"))
+    counts = {row["Name"]: row["Certificates"] for row in csv.DictReader(io.StringIO(listing))}
+    assert counts == {"Fleet root": "0", "Hosts": "1"}
+
+    refused = bulk_revoke(client, [foreign], confirm="1")
+    assert refused.status_code == 302
+    foreign.refresh_from_db()
+    assert foreign.revoked_at is None
+
+
+def test_authority_forms_in_the_dialog(client, admin_user, operator, authorities):
+    hosts = authorities[1]
+    client.force_login(admin_user)
+    listing = client.get(reverse("ca:index")).content.decode()
+    assert f'href="{reverse("ca:authority-create")}" data-dialog=' in listing
+    edit = reverse("ca:authority-edit", args=[hosts.pk])
+    assert f'href="{edit}" data-dialog=' in listing
+    assert "data-dialog-form" in client.get(edit).content.decode()
+    headers = {"HX-Request": "true"}
+    fields = {"name": "Hosts", "default_validity_days": "90", "crl_validity_hours": "24"}
+    bad = client.post(edit, fields | {"crl_validity_hours": "0"}, headers=headers)
+    assert bad.status_code == 200 and "field-error" in bad.content.decode()
+    saved = client.post(edit, fields | {"description": "signs hosts"}, headers=headers)
+    assert saved.status_code == 204
+    trigger = json.loads(saved["HX-Trigger"])["dcportal:saved"]
+    assert trigger["location"] == reverse("ca:authority", args=[hosts.pk])
+    hosts.refresh_from_db()
+    assert (hosts.description, hosts.default_validity_days) == ("signs hosts", 90)
+
+    # A shared authority is not the operator's to edit: no dialog link.
+    client.force_login(operator)
+    assert edit not in client.get(reverse("ca:index")).content.decode()

@@ -1,7 +1,11 @@
-"""Portal pages of the build state machine: the builds list, a server's deployment page and its
-buttons, the Deploy section of the server page, bulk nodeset/rinstall from the server list."""
+"""Portal pages of the build state machine: the builds list (the portal's table: filters, sort,
+export, refresh while building, cancel in bulk), a server's deployment page and its buttons, the
+Deploy section of the server page, bulk nodeset/rinstall from the server list."""
 
+import csv
 import html
+import io
+import re
 
 import pytest
 from django.db import connection
@@ -42,15 +46,99 @@ def page(client, url, status=200):
     return response.content.decode()
 
 
+BUILDS = reverse("deploy:builds")
+
+
+def listed(text):
+    return re.findall(r'<a href="/deploy/servers/\d+/">([^<]+)</a>', text)
+
+
 def test_builds_lists_building_and_failed_in_scope(client, operator, fleet):
     client.force_login(operator)
-    text = page(client, reverse("deploy:builds"))
-    assert "node01" in text and "node02" in text and "disk on fire" in text
+    text = page(client, BUILDS)
+    assert listed(text) == ["node01", "node02"] and "disk on fire" in text
     assert "node03" not in text and "globex01" not in text
     assert 'aria-current="page">Builds' in text
-    deployed = page(client, reverse("deploy:builds") + "?state=deployed")
-    assert "node01" not in deployed and "No server is deployed" in deployed
-    assert "node03" not in page(client, reverse("deploy:builds") + "?state=all")
+    assert 'aria-current="page">Building or failed <small>2</small>' in text
+    assert '<a href="?state=failed">Failed <small>1</small>' in text
+    assert '<span class="badge badge-failed">failed</span>' in text
+    deployed = page(client, BUILDS + "?state=deployed")
+    assert listed(deployed) == [] and "No server is deployed" in deployed
+    assert 'aria-current="page">Deployed <small>0</small>' in deployed
+    assert "node03" not in page(client, BUILDS + "?state=all")
+
+
+def test_builds_filters_sort_and_export(client, operator, fleet, profile, admin_user):
+    mine, _ = fleet
+    services.nodeset(user=admin_user, servers=[mine[2]], next_boot="rescue")
+    client.force_login(operator)
+    assert listed(page(client, BUILDS + "?state=all")) == ["node01", "node02", "node03"]
+    assert listed(page(client, BUILDS + "?state=failed")) == ["node02"]
+    assert listed(page(client, BUILDS + "?state=all&next_boot=rescue")) == ["node03"]
+    assert listed(page(client, BUILDS + "?stage=waiting")) == ["node01"]
+    assert listed(page(client, BUILDS + f"?state=all&profile={profile.name}")) == [
+        "node01",
+        "node02",
+    ]
+    assert listed(page(client, BUILDS + "?state=all&q=03")) == ["node03"]
+    text = page(client, BUILDS + "?state=all&sort=-hostname")
+    assert listed(text) == ["node03", "node02", "node01"]
+    assert 'aria-sort="descending"' in text
+    assert listed(page(client, BUILDS + "?sort=-state"))[0] == "node02"  # failed > building
+    # The profile filter offers the profiles the user may see.
+    assert f'<option value="{profile.name}">' in text
+    assert "Unknown filter" in page(client, BUILDS + "?colour=red")
+    nonsense = page(client, BUILDS + "?state=nonsense")
+    assert "Select a valid choice" in nonsense and listed(nonsense) == []
+
+    response = client.get(BUILDS, {"state": "all", "export": "csv"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:5] == ["Server", "Tenant", "Profile", "Next boot", "State"]
+    assert [(row[0], row[4]) for row in rows[1:]] == [
+        ("node01", "building"),
+        ("node02", "failed"),
+        ("node03", "idle"),
+    ]
+
+
+def test_builds_refresh_themselves_while_building(client, operator, admin_user, fleet):
+    mine, _ = fleet
+    client.force_login(operator)
+    text = page(client, BUILDS)
+    assert '<div id="builds-live" data-builds data-polling>' in text
+    assert '<script src="/static/deploy/builds.js" defer>' in text
+    assert client.get("/static/deploy/builds.js").status_code == 200
+    assert "data-polling" not in page(client, BUILDS + "?state=failed")
+    services.nodeset(user=admin_user, servers=[mine[0]], next_boot="localboot")
+    assert "data-polling" not in page(client, BUILDS)
+
+
+def test_cancel_builds_from_the_list(client, operator, viewer, fleet):
+    mine, theirs = fleet
+    client.force_login(operator)
+    text = page(client, BUILDS)
+    bulk = reverse("deploy:server-bulk")
+    assert f'formaction="{bulk}" name="action" value="localboot"' in text
+    # The rows post server ids, as the inventory's list does.
+    assert f'name="ids" value="{mine[0].pk}"' in text
+    # The inventory's confirmation page, with local boot chosen.
+    ids = [mine[0].pk, mine[1].pk, theirs[0].pk]
+    response = client.post(bulk, {"ids": ids, "action": "localboot", "next": BUILDS})
+    text = response.content.decode()
+    assert response.status_code == 200 and "Deploy 2 servers" in text
+    assert '<option value="localboot" selected>' in text and "globex01" not in text
+    response = client.post(
+        bulk, {"ids": ids, "deploy_action": "localboot", "confirm": "1", "next": BUILDS}
+    )
+    assert response.status_code == 302 and response["Location"] == BUILDS + "?state=all"
+    assert deploy_row(mine[0]).next_boot == "localboot"
+    assert deploy_row(mine[1]).next_boot == "localboot"
+    assert deploy_row(theirs[0]).next_boot == "install"
+
+    client.force_login(viewer)
+    text = page(client, BUILDS + "?state=all")
+    assert bulk not in text and 'name="ids"' not in text
 
 
 def test_builds_needs_the_permission(client, make_user, tenants, fleet):
@@ -59,9 +147,10 @@ def test_builds_needs_the_permission(client, make_user, tenants, fleet):
     assert client.get(reverse("deploy:builds")).status_code == 403
 
 
-def test_builds_query_count_does_not_grow_with_rows(client, admin_user, tenants, profile):
+@pytest.mark.parametrize("query", ["", "?state=all&sort=-state&profile=rocky9"])
+def test_builds_query_count_does_not_grow_with_rows(query, client, admin_user, tenants, profile):
     client.force_login(admin_user)
-    url = reverse("deploy:builds")
+    url = reverse("deploy:builds") + query
     few = make_servers(tenants[0], 3, prefix="few")
     services.nodeset(user=admin_user, servers=few, next_boot="install", profile=profile)
     client.get(url)

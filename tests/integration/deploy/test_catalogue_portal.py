@@ -1,7 +1,13 @@
-"""The catalogue pages: lists scoped to the user's tenants, forms that show the services' field
-errors (template syntax errors with their line), edit controls only where the user may use them,
-the template preview, and list pages whose query count does not grow with rows."""
+"""The catalogue pages: lists (the portal's table: filters, sort, export) scoped to the user's
+tenants, forms that show the services' field errors (template syntax errors with their line) on
+their page and in the dialog, edit controls only where the user may use them, the template
+preview and the template editor's live preview, and list pages whose query count does not grow
+with rows."""
 
+import csv
+import html as html_lib
+import io
+import json
 import re
 
 import pytest
@@ -24,7 +30,7 @@ def get(client, url_name, *args, status=200, **params):
 
 
 def field_error(html, field):
-    match = re.search(rf'id="id_{field}-errors">([^<]*)<', html)
+    match = re.search(rf'id="id_{field}_error">([^<]*)<', html)
     return match.group(1) if match else None
 
 
@@ -58,14 +64,67 @@ def test_index_and_navigation(client, operator, catalogue, tenants):
     assert re.search(r"Operating systems</a></dt><dd>2<", html)  # shared + acme, not globex
 
 
+def listed(html, plural):
+    """Names linked from the rows of a catalogue table, in order."""
+    return re.findall(rf'<td class=""><a href="/deploy/{plural}/\d+/">([^<]+)</a>', html)
+
+
 def test_lists_show_shared_and_own_tenant_only(client, operator, catalogue):
     client.force_login(operator)
     html = get(client, "deploy:oses")
-    assert "rocky9" in html and "acme-os" in html and "globex-os" not in html
+    assert listed(html, "oses") == ["acme-os", "rocky9"]
     assert "Shared by every tenant" in html
+    assert "<strong>2</strong> operating systems" in html
     filtered = get(client, "deploy:oses", name="acme")
-    assert "acme-os" in filtered and "rocky9" not in filtered
-    assert f'href="{reverse("deploy:os-create")}"' in html
+    assert listed(filtered, "oses") == ["acme-os"]
+    assert f'href="{reverse("deploy:os-create")}" data-dialog="New operating system"' in html
+    # The tenant filter offers the operator's tenants only.
+    assert '<option value="acme">Acme</option>' in html and "globex" not in html.lower()
+    # Only the acme OS is theirs to edit (in the dialog); the shared one is the admins'.
+    edit = reverse("deploy:os-edit", args=[catalogue["acme_os"].pk])
+    assert f'href="{edit}" data-dialog="Edit acme-os"' in html
+    assert reverse("deploy:os-edit", args=[catalogue["shared_os"].pk]) not in html
+
+
+def test_list_filters_sort_and_export(client, operator, catalogue, tenants):
+    make_os("deb12", family="debian", tenant=tenants[0])
+    client.force_login(operator)
+    assert listed(get(client, "deploy:oses", family="debian"), "oses") == ["deb12"]
+    assert listed(get(client, "deploy:oses", shared="true"), "oses") == ["rocky9"]
+    assert listed(get(client, "deploy:oses", tenant="acme"), "oses") == ["acme-os", "deb12"]
+    assert listed(get(client, "deploy:oses", q="deb"), "oses") == ["deb12"]
+    html = get(client, "deploy:oses", sort="-name")
+    assert listed(html, "oses") == ["rocky9", "deb12", "acme-os"]
+    assert 'aria-sort="descending"' in html
+    # Another tenant's slug finds nothing, it does not reveal anything either.
+    assert listed(get(client, "deploy:oses", tenant="globex"), "oses") == []
+    assert "Unknown filter" in get(client, "deploy:oses", colour="red")
+    assert "Cannot sort by" in get(client, "deploy:oses", sort="kernel")
+    kinds = get(client, "deploy:templates", kind="kickstart", tenant="acme")
+    assert listed(kinds, "templates") == ["acme-ks"]
+    assert listed(get(client, "deploy:templates", kind="snippet", tenant="acme"), "templates") == []
+
+    response = client.get(reverse("deploy:oses"), {"export": "csv", "sort": "name"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:2] == ["Name", "Family"]
+    assert [row[0] for row in rows[1:]] == ["acme-os", "deb12", "rocky9"]
+    response = client.get(reverse("deploy:parameters"), {"export": "json"})
+    assert json.loads(b"".join(response.streaming_content)) == []
+
+
+def test_list_pages_are_keyset_pages(client, admin_user):
+    for n in range(55):
+        Parameter.objects.create(name=f"p{n:02d}", value=n)
+    client.force_login(admin_user)
+    text = get(client, "deploy:parameters")
+    first = listed(text, "parameters")
+    assert len(first) == 50 and first == sorted(first)
+    next_url = re.search(r'href="(\?[^"]*after=[^"]+)" hx-get', text)[1]
+    text = client.get(reverse("deploy:parameters") + html_lib.unescape(next_url)).content.decode()
+    assert listed(text, "parameters") == [f"p{n}" for n in range(50, 55)]
+    damaged = get(client, "deploy:parameters", after="nonsense")
+    assert "The page link is damaged" in damaged and listed(damaged, "parameters") == []
 
 
 def test_other_tenants_objects_are_404(client, operator, catalogue):
@@ -101,6 +160,8 @@ def test_viewer_sees_no_controls(client, viewer, catalogue):
     client.force_login(viewer)
     html = get(client, "deploy:oses")
     assert reverse("deploy:os-create") not in html
+    assert "data-dialog=" not in html and ">Edit<" not in html
+    assert "Actions</span></th>" not in html
     assert client.get(reverse("deploy:os-create")).status_code == 403
 
 
@@ -253,3 +314,180 @@ def test_list_query_count_does_not_grow_with_rows(name, client, operator, tenant
     few = queries()
     _populate(20, tenants[0])
     assert queries() == few
+
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_profile_form_in_the_dialog(client, operator, catalogue, tenants):
+    profile = make_profile("web", catalogue["acme_os"], catalogue["acme_ks"], tenant=tenants[0])
+    client.force_login(operator)
+    url = reverse("deploy:profile-edit", args=[profile.pk])
+    listing = get(client, "deploy:profiles")
+    assert f'href="{url}" data-dialog="Edit web"' in listing
+    assert f'href="{reverse("deploy:profile-create")}" data-dialog="New profile"' in listing
+    # The page htmx loads into the dialog carries the form the dialog takes.
+    response = client.get(url, **HX)
+    assert response.status_code == 200 and "data-dialog-form" in response.content.decode()
+    form = {
+        "name": "web",
+        "os": catalogue["acme_os"].pk,
+        "install_template": catalogue["acme_ks"].pk,
+        "parameters": '{"timezone": }',
+        "tenant": tenants[0].pk,
+    }
+    response = client.post(url, form, **HX)
+    text = response.content.decode()
+    assert response.status_code == 200 and "data-dialog-form" in text
+    assert field_error(text, "parameters").startswith("Line 1")
+    assert re.search(r'class="has-errors"><label for="id_parameters"', text)
+    profile.refresh_from_db()
+    assert profile.parameters == {}
+
+    form["parameters"] = '{"timezone": "UTC"}'
+    response = client.post(url, form, **HX)
+    assert response.status_code == 204
+    event = json.loads(response["HX-Trigger"])["dcportal:saved"]
+    assert event["location"] == reverse("deploy:profile", args=[profile.pk])
+    assert "web" in event["message"]
+    profile.refresh_from_db()
+    assert profile.parameters == {"timezone": "UTC"}
+
+    # Creating in the dialog answers the same way.
+    form |= {"name": "db", "parameters": ""}
+    response = client.post(reverse("deploy:profile-create"), form, **HX)
+    assert response.status_code == 204 and "dcportal:saved" in response["HX-Trigger"]
+
+
+EXTERNAL = re.compile(r'<(?:script[^>]*\ssrc|link[^>]*\shref)="(?:https?:)?//', re.I)
+
+
+def assets_of(html):
+    return re.findall(r'<(?:script[^>]*\ssrc|link[^>]*\shref)="([^"]+)"', html)
+
+
+def test_template_editor_page(client, operator, catalogue, tenants):
+    make_server(tenants[0], "node01")
+    make_server(tenants[1], "gnode")
+    client.force_login(operator)
+    for url in (
+        reverse("deploy:template-create"),
+        reverse("deploy:template-edit", args=[catalogue["acme_ks"].pk]),
+    ):
+        html = client.get(url).content.decode()
+        # The textarea stays the form's field; the editor is loaded on this page only.
+        assert re.search(r'<form method="post" id="template-form"[^>]*data-guard', html)
+        assert re.search(r'<textarea name="content"[^>]*id="id_content"', html)
+        assert '<label for="id_content" id="id_content-label">' in html
+        assert "/static/vendor/codemirror/codemirror.js" in html
+        assert "/static/vendor/codemirror/mode/jinja2/jinja2.js" in html
+        assert "/static/deploy/template-editor.js" in html
+        assert not EXTERNAL.search(html), EXTERNAL.search(html)
+        # The server picker suggests the servers the user may see, by host name.
+        assert '<option value="node01"></option>' in html and "gnode" not in html
+        assert '<label for="preview-server">Server</label>' in html
+        # Every script and stylesheet it names is served by the portal itself.
+        for asset in assets_of(html):
+            assert asset.startswith("/static/"), asset
+            response = client.get(asset)
+            assert response.status_code == 200, asset
+            if hasattr(response, "streaming_content"):
+                b"".join(response.streaming_content)
+    # Other pages do not load the editor.
+    assert "codemirror" not in get(client, "deploy:templates")
+    edit = reverse("deploy:template-edit", args=[catalogue["acme_ks"].pk])
+    detail = get(client, "deploy:template", catalogue["acme_ks"].pk)
+    # The template's Edit leads to the editor's page, not to the dialog.
+    assert f'href="{edit}">Edit</a>' in detail and "codemirror" not in detail
+
+
+def test_server_picker_suggestions(client, operator, tenants):
+    make_server(tenants[0], "node01")
+    make_server(tenants[0], "web01")
+    make_server(tenants[1], "node99")
+    client.force_login(operator)
+    html = get(client, "deploy:template-servers", server="NO")
+    assert html.strip() == '<option value="node01"></option>'
+
+
+def preview(client, url, status, **data):
+    response = client.post(url, {"fragment": "1", **data})
+    assert response.status_code == status, response.content[:500]
+    return response.content.decode()
+
+
+def test_editor_preview_of_unsaved_content(client, operator, catalogue, tenants):
+    make_server(tenants[0], "node01")
+    make_server(tenants[1], "gnode")
+    template = catalogue["acme_ks"]
+    client.force_login(operator)
+    url = reverse("deploy:template-preview", args=[template.pk])
+    content = "# {{ server.fqdn }}\ntext\n"
+    html = preview(client, url, 200, server="node01", content=content)
+    assert '<pre class="mono" id="rendered"># node01.dc1.example.net\ntext\n</pre>' in html
+    assert 'data-summary="Rendered for node01: 2 lines."' in html
+    template.refresh_from_db()
+    assert template.content == "text\n"  # a preview saves nothing
+    # A template error: its message and line, for the editor to mark.
+    html = preview(client, url, 200, server="node01", content="text\n{{ nope }}\n")
+    assert 'data-error-line="2"' in html and "line 2: " in html and "nope" in html
+    assert 'data-goto-line="2"' in html
+    html = preview(client, url, 200, server="node01", content="a\nb\n{% for x in y %}\n")
+    assert 'data-error-line="3"' in html and 'id="rendered"' not in html
+    # Another tenant's server, or an unknown one, is not found; nothing of it shows.
+    html = preview(client, url, 404, server="gnode", content=content)
+    assert "No server of that name that you may see." in html and "gnode." not in html
+    preview(client, url, 404, server="nothere", content=content)
+    assert "Choose a server" in preview(client, url, 400, server="", content=content)
+    # Another tenant's template is not found either.
+    other = reverse("deploy:template-preview", args=[catalogue["globex_ks"].pk])
+    preview(client, other, 404, server="node01", content=content)
+    # Without scripts, the Preview button opens the same as a page.
+    response = client.post(url, {"server": "node01", "content": content})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<h1>Preview of acme-ks <small>for node01</small></h1>" in page
+    assert "# node01.dc1.example.net" in page
+
+
+def test_editor_preview_on_the_create_page(client, operator, admin_user, tenants):
+    make_server(tenants[0], "node01")
+    stored = Template.objects.count()
+    client.force_login(operator)
+    url = reverse("deploy:template-preview-new")
+    form = {"server": "node01", "kind": "snippet", "tenant": tenants[0].pk}
+    html = preview(client, url, 200, content="host {{ server.hostname }}\n", **form)
+    assert '<pre class="mono" id="rendered">host node01\n</pre>' in html
+    html = preview(client, url, 200, content="ok\n{{ x }\n", **form)
+    assert 'data-error-line="2"' in html
+    assert Template.objects.count() == stored
+    # A template of another tenant than the server's cannot be previewed for it.
+    client.force_login(admin_user)
+    globex = {**form, "tenant": tenants[1].pk}
+    html = preview(client, url, 400, content="{{ server.hostname }}", **globex)
+    assert "not the one of node01" in html and 'id="rendered"' not in html
+    shared = {**form, "tenant": ""}
+    assert "node01" in preview(client, url, 200, content="{{ server.hostname }}", **shared)
+
+
+def test_preview_needs_the_permission(client, make_user, tenants):
+    make_server(tenants[0], "node01")
+    nobody = make_user("nobody", tenants=[tenants[0]])
+    client.force_login(nobody)
+    response = client.post(reverse("deploy:template-preview-new"), {"server": "node01"})
+    assert response.status_code == 403
+    assert client.get(reverse("deploy:template-servers")).status_code == 403
+
+
+def test_template_editor_saves_and_keeps_errors(client, operator, tenants):
+    client.force_login(operator)
+    url = reverse("deploy:template-create")
+    form = {"name": "ks", "kind": "kickstart", "content": "a\n{% if %}\n", "tenant": tenants[0].pk}
+    html = client.post(url, form).content.decode()
+    assert field_error(html, "content").startswith("Line 2:")
+    assert "a\n{% if %}\n</textarea>" in html.replace("&#x27;", "'").replace("&quot;", '"')
+    form["content"] = "text\n"
+    response = client.post(url, form)
+    template = Template.objects.get(name="ks")
+    assert response.status_code == 302
+    assert response.url == reverse("deploy:template", args=[template.pk])

@@ -316,3 +316,194 @@ def test_boot_interface_button(client, operator, fleet):
     response = client.post(reverse("inventory:interface-boot", args=[eth1.pk]))
     assert response.status_code == 302
     assert dict(web.interfaces.values_list("name", "boot")) == {"eth0": False, "eth1": True}
+
+
+# The detail page: header badges, tabs, certificates -------------------------------------------
+
+
+def detail_page(client, server):
+    response = client.get(reverse("inventory:server", args=[server.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_detail_tabs_are_an_accessible_tablist(client, operator, fleet):
+    client.force_login(operator)
+    page = detail_page(client, fleet["web01"])
+    tablist = re.search(
+        r'<nav class="tabs" role="tablist" aria-label="[^"]+"[^>]*>(.*?)</nav>', page, re.S
+    )
+    assert tablist
+    tabs = re.findall(
+        r'<a role="tab" id="tab-(\w+)" href="#(\w+)" aria-controls="panel-(\w+)" '
+        r'aria-selected="(true|false)">([^<]+)',
+        tablist.group(1),
+    )
+    assert [label.strip() for *_, label in tabs] == [
+        "Overview",
+        "Facts",
+        "Interfaces &amp; addresses",
+        "Deploy",
+        "Power",
+        "Certificates",
+        "History",
+    ]
+    assert [selected for *_, selected, _ in tabs].count("true") == 1 and tabs[0][3] == "true"
+    for name, anchor, panel, _, _ in tabs:
+        assert name == anchor == panel
+        # Each tab controls a panel labelled by it; the #hash names a section inside it, so a
+        # link such as …/#power (after a power action) opens the right tab.
+        assert re.search(
+            rf'role="tabpanel" id="panel-{name}" aria-labelledby="tab-{name}"[^>]*>\s*'
+            rf'<section id="{name}"',
+            page,
+        ), name
+    # Without scripts every panel is shown: none is hidden by the server.
+    assert not re.search(r'role="tabpanel"[^>]*hidden', page)
+    assert "inventory/power.js" in page
+
+
+def test_detail_tabs_follow_permissions(client, make_user, tenants, fleet):
+    """A user who may view servers only sees no Deploy, Power, Certificates or History tab."""
+    from django.contrib.auth.models import Permission
+
+    from dcportal.models import Role
+
+    role = Role.objects.create(name="servers-only", rank=5)
+    role.permissions.add(Permission.objects.get(codename="view_server"))
+    user = make_user("looker", tenants=[tenants[0]])
+    role.users.add(user)
+    client.force_login(user)
+    page = detail_page(client, fleet["web01"])
+    assert re.findall(r'role="tab" id="tab-(\w+)"', page) == ["overview", "facts", "interfaces"]
+    assert 'id="certificates"' not in page and 'id="power"' not in page
+
+
+def test_edit_opens_in_the_dialog_and_read_only_has_none(client, operator, viewer, fleet):
+    web = fleet["web01"]
+    edit = reverse("inventory:server-edit", args=[web.pk])
+    client.force_login(operator)
+    assert f'href="{edit}" data-dialog="Edit web01.acme.example">Edit</a>' in detail_page(
+        client, web
+    )
+    client.force_login(viewer)
+    page = detail_page(client, web)
+    assert edit not in page and "data-dialog=" not in page
+    assert "Delete…" not in page
+    # The read-only user still sees every tab, with nothing to change in them.
+    assert 'id="tab-certificates"' in page and 'id="tab-power"' in page
+
+
+def test_header_shows_power_and_deploy_state_and_polls_while_building(client, operator, fleet):
+    from deploy.models import ServerDeploy
+    from inventory.models import Bmc
+
+    web = fleet["web01"]
+    Bmc.objects.create(server=web, driver="manual", power_state="on")
+    client.force_login(operator)
+    page = detail_page(client, web)
+    state = re.search(r'<p id="server-state"[^>]*>(.*?)</p>', page, re.S)
+    assert 'data-header="power">power on<' in state.group(1)
+    assert 'data-header="deploy"' not in state.group(1)
+    assert "hx-trigger" not in state.group(0)  # nothing runs: no polling
+
+    ServerDeploy.objects.create(server=web, state="building", stage="installing", progress=40)
+    page = detail_page(client, web)
+    state = re.search(r'<p id="server-state"[^>]*>(.*?)</p>', page, re.S)
+    assert 'data-header="deploy">building: installing<' in state.group(1)
+    assert 'value="40"' in state.group(1) and 'data-header="progress">40%<' in state.group(1)
+    # The block asks for the page again and keeps only its own fresh copy.
+    opening = state.group(0).split(">", 1)[0]
+    for attribute in (
+        f'hx-get="{reverse("inventory:server", args=[web.pk])}"',
+        'hx-trigger="every 3s"',
+        'hx-select="#server-state"',
+        'hx-swap="outerHTML"',
+    ):
+        assert attribute in opening, attribute
+
+    ServerDeploy.objects.filter(server=web).update(state="deployed", progress=100)
+    page = detail_page(client, web)
+    state = re.search(r'<p id="server-state"[^>]*>(.*?)</p>', page, re.S)
+    assert 'data-header="deploy">deployed<' in state.group(1)
+    assert "hx-trigger" not in state.group(0)
+
+
+def test_header_polls_while_a_power_job_is_queued(client, operator, fleet):
+    from inventory.models import Bmc
+
+    web = fleet["web01"]
+    Bmc.objects.create(server=web, driver="manual")
+    client.force_login(operator)
+    response = client.post(reverse("inventory:server-power", args=[web.pk]), {"action": "on"})
+    assert response.status_code == 302
+    page = detail_page(client, web)
+    state = re.search(r'<p id="server-state"[^>]*>(.*?)</p>', page, re.S)
+    assert 'hx-trigger="every 3s"' in state.group(0)
+    assert re.search(r'data-header="power-job">power job #\d+ queued<', state.group(1))
+
+
+def test_certificates_tab_lists_the_servers_certificates_only(
+    client, admin_user, operator, fleet, tenants
+):
+    from ca import services as ca_services
+
+    web, db = fleet["web01"], fleet["db01"]
+    root = ca_services.create_authority(user=admin_user, name="Root", slug="root")
+
+    def issue(names, **where):
+        request = ca_services.generate_request(
+            user=admin_user,
+            authority=root,
+            names=names,
+            sign=True,
+            approve_names=True,
+            **where,
+        )
+        return request.certificates.get()
+
+    linked = issue(["web01.acme.example"], server=web)
+    by_name = issue(["web01.acme.example", "www.acme.example"], tenant=tenants[0])
+    other_server = issue(["db01.acme.example"], server=db)
+    # Another server's certificate stays with it even when it names web01 as well.
+    also_names_web = issue(["db01.acme.example", "web01.acme.example"], server=db)
+    other_tenant = issue(["web01.acme.example"], tenant=tenants[1])
+
+    for user in (operator, admin_user):
+        client.force_login(user)
+        page = detail_page(client, web)
+        panel = re.search(r'<section id="certificates">(.*?)</section>', page, re.S).group(1)
+        shown = set(re.findall(r'href="/ca/certificates/(\d+)/"', panel))
+        assert shown == {str(linked.pk), str(by_name.pk)}, user
+        assert re.search(r'id="tab-certificates"[^>]*>Certificates <small>2</small>', page)
+        for certificate in (other_server, also_names_web, other_tenant):
+            assert f"/ca/certificates/{certificate.pk}/" not in page
+        # Read-only: no revoke or renew control in the tab.
+        assert "/revoke/" not in panel and "/renew/" not in panel
+    client.force_login(operator)
+    db_page = detail_page(client, db)
+    assert f"/ca/certificates/{other_server.pk}/" in db_page
+    assert f"/ca/certificates/{linked.pk}/" not in db_page
+
+
+def test_power_filter_counts_bmcs_and_vms_alike(client, admin_user, tenants):
+    from inventory.models import Bmc
+    from virt.models import Pool, Vm
+
+    def server(name):
+        return Server.objects.create(hostname=name, tenant=tenants[0])
+
+    Bmc.objects.create(server=server("bmc-on"), address="10.0.0.1", power_state="on")
+    Bmc.objects.create(server=server("bmc-off"), address="10.0.0.2", power_state="off")
+    Bmc.objects.create(server=server("bmc-unknown"), address="10.0.0.3")
+    server("no-bmc")
+    pool = Pool.objects.create(name="p", url="https://xen.example/", tenant=tenants[0])
+    Vm.objects.create(server=server("vm-running"), pool=pool, uuid="a", power_state="running")
+    Vm.objects.create(server=server("vm-halted"), pool=pool, uuid="b", power_state="halted")
+    client.force_login(admin_user)
+    assert listed(client.get(LIST, {"power": "on"})) == ["bmc-on", "vm-running"]
+    assert listed(client.get(LIST, {"power": "off"})) == ["bmc-off", "vm-halted"]
+    assert listed(client.get(LIST, {"power": "unknown"})) == ["bmc-unknown", "no-bmc"]
+    assert listed(client.get(LIST, {"bmc_power": "on"})) == ["bmc-on"]
+    page = client.get(LIST, {"power": "sideways"}).content.decode()
+    assert "power:" in page and listed_html(page) == []

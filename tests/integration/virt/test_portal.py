@@ -3,7 +3,12 @@ a real RQ worker runs the jobs, and the project's XAPI server (or libvirt's test
 hypervisor) is the peer whose state the tests read back.
 """
 
+import csv
+import html
+import io
+import json
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -138,6 +143,19 @@ def page(client, name, *args):
     response = client.get(reverse(name, args=args))
     assert response.status_code == 200
     return response.content.decode()
+
+
+def listed(client, url, params=None):
+    """The host names the VM list shows, in order."""
+    response = client.get(url, params or {})
+    assert response.status_code == 200
+    return re.findall(r'<a href="/virt/vms/\d+/">([^<]+)</a>', response.content.decode())
+
+
+def exported(client, url, params):
+    response = client.get(url, params)
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).decode()
 
 
 @pytest.fixture
@@ -464,6 +482,202 @@ def test_vm_list_filters_and_constant_queries(xen_pool, operator, logged_in):
     assert "node05" in listing
     listing = client.get(url, {"tenant": "globex"}).content.decode()
     assert "node00" not in listing and "No VMs match" in listing
+
+    # The table's search, filters, sorting, pages and exports.
+    names = [f"node{i:02d}" for i in range(6)]
+    assert listed(client, url) == names
+    assert listed(client, url, {"q": "node04"}) == ["node04"]
+    assert listed(client, url, {"power_state": "running"}) == ["node03"]
+    assert listed(client, url, {"pool": "pool0", "tenant": "acme"}) == names
+    assert listed(client, url, {"sort": "-hostname"}) == names[::-1]
+    by_power = listed(client, url, {"sort": "-power_state"})
+    assert by_power[0] == "node03" and sorted(by_power) == names
+    first = client.get(url, {"size": "25", "sort": "hostname"}).content.decode()
+    assert 'aria-sort="ascending"' in first and "<strong>6</strong> VMs" in first
+    assert "Cannot sort by" in client.get(url, {"sort": "colour"}).content.decode()
+    assert "Unknown filter" in client.get(url, {"colour": "red"}).content.decode()
+    assert listed(client, url, {"colour": "red"}) == []
+
+    rows = list(csv.DictReader(io.StringIO(exported(client, url, {"export": "csv"}))))
+    assert [row["Host name"] for row in rows] == names
+    macs = set(Interface.objects.filter(server__hostname="node01").values_list("mac", flat=True))
+    row = rows[1]
+    assert set(row["MACs"].split(", ")) == macs and row["Pool"] == "pool0"
+    assert row["Tenant"] == "Acme" and row["Memory"] == "2G" and row["State"] == "present"
+    data = json.loads(exported(client, url, {"export": "json", "power_state": "running"}))
+    assert [item["hostname"] for item in data] == ["node03"]
+    assert data[0]["power_state"] == "running" and data[0]["vcpus"] == 2
+
+
+def test_vm_list_pages_with_keyset_links(xen_pool, operator, logged_in):
+    client = logged_in(operator)
+    template = VmTemplate.objects.filter(pool=xen_pool).first()
+    for index in range(27):
+        services.create_vm(
+            user=operator, pool=xen_pool, name=f"p{index:02d}", tenant=xen_pool.tenant,
+            template=template, vcpus=1, memory_bytes=1024**3, start=False,
+        )  # fmt: skip
+    url = reverse("virt:vms")
+    response = client.get(url, {"size": "25"})
+    first = re.findall(r'<a href="/virt/vms/\d+/">([^<]+)</a>', response.content.decode())
+    assert first == [f"p{index:02d}" for index in range(25)]
+    next_url = re.search(r'href="(\?[^"]*after=[^"]+)" hx-get', response.content.decode())[1]
+    assert listed(client, url + html.unescape(next_url)) == ["p25", "p26"]
+    damaged = client.get(url, {"after": "not-a-cursor"}).content.decode()
+    assert "The page link is damaged" in damaged
+
+
+def vm_list_html(client):
+    response = client.get(reverse("virt:vms"))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def bulk(client, vms, action, **extra):
+    data = {"action": action, "ids": [str(vm.pk) for vm in vms], "next": reverse("virt:vms")}
+    return client.post(reverse("virt:vm-bulk"), data | extra)
+
+
+def test_bulk_power_on_three_vms(xapi, xen_pool, operator, make_user, acme, logged_in):
+    vms = [create_vm_in_form(logged_in(operator), xen_pool, name=f"web{i}") for i in (1, 2, 3)]
+    assert {xapi.record("VM", vm.uuid)["power_state"] for vm in vms} == {"Running"}
+    client = logged_in(make_user("vmop", roles=["vm-operator"], tenants=[acme]))
+    listing = vm_list_html(client)
+    for action in ("start", "shutdown", "hard-shutdown", "reboot"):
+        assert f'name="action" value="{action}"' in listing
+    assert f'formaction="{reverse("virt:vm-bulk")}"' in listing
+    assert listing.count('name="ids"') == 3
+
+    # The first post asks: the page names the VMs and nothing is queued yet.
+    power_jobs = Job.objects.filter(kind=services.POWER_JOB_KIND)
+    asked = bulk(client, vms, "shutdown")
+    assert asked.status_code == 200 and power_jobs.count() == 0
+    text = asked.content.decode()
+    assert "Shut down: 3 VMs?" in text and all(vm.server.hostname in text for vm in vms)
+    assert 'name="confirm" value="1"' in text
+
+    done = bulk(client, vms, "shutdown", confirm="1")
+    jobs = list(power_jobs.order_by("pk"))
+    assert len(jobs) == 3 and {job.params["vm_id"] for job in jobs} == {vm.pk for vm in vms}
+    assert done.status_code == 302
+    assert done["Location"] == reverse("virt:vm-jobs") + "?ids=" + ",".join(
+        str(job.pk) for job in jobs
+    )
+    following = client.get(done["Location"]).content.decode()
+    assert all(f"#{job.pk}" in following for job in jobs) and 'hx-trigger="every 2s"' in following
+    run_burst_worker("virt")
+    assert {xapi.record("VM", vm.uuid)["power_state"] for vm in vms} == {"Halted"}
+    assert xapi.calls["VM.clean_shutdown"] == 3
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == Job.Status.SUCCEEDED, job.error
+    finished = client.get(done["Location"]).content.decode()
+    assert finished.count("badge-succeeded") == 3 and "every 2s" not in finished
+    assert set(Vm.objects.values_list("power_state", flat=True)) == {Vm.PowerState.HALTED}
+
+    assert bulk(client, vms, "start", confirm="1").status_code == 302
+    run_burst_worker("virt")
+    assert {xapi.record("VM", vm.uuid)["power_state"] for vm in vms} == {"Running"}
+
+
+def test_bulk_power_is_all_or_nothing(xapi, xen_pool, operator, logged_in):
+    client = logged_in(operator)
+    ready = [create_vm_in_form(client, xen_pool, name=f"web{i}") for i in (1, 2)]
+    # Its create job has not run: the VM is not on the hypervisor yet.
+    response = client.post(
+        reverse("virt:vm-create") + f"?pool={xen_pool.pk}", vm_fields(xen_pool, name="web3")
+    )
+    assert response.status_code == 302
+    creating = Vm.objects.get(server__hostname="web3")
+    assert creating.state == Vm.State.CREATING
+    jobs = Job.objects.count()
+
+    refused = bulk(client, [*ready, creating], "reboot", confirm="1")
+    assert refused.status_code == 200
+    text = refused.content.decode()
+    assert "No job was queued" in text and "web3" in text
+    assert Job.objects.count() == jobs
+    run_burst_worker("virt")
+    assert xapi.calls["VM.clean_reboot"] == 0
+    assert Vm.objects.get(pk=ready[0].pk).job.kind == services.CREATE_JOB_KIND
+
+
+def test_bulk_power_is_offered_by_permission_and_scoped(
+    xen_pool, operator, viewer, make_user, tenants, logged_in
+):
+    vm = create_vm_in_form(logged_in(operator), xen_pool)
+    listing = vm_list_html(logged_in(viewer))
+    assert "web01" in listing
+    assert 'name="ids"' not in listing
+    assert "/virt/vms/bulk/" not in listing and "Bulk actions" not in listing
+    jobs = Job.objects.count()
+    assert bulk(logged_in(viewer), [vm], "shutdown", confirm="1").status_code == 403
+
+    # Another tenant's VM drops out of the selection: nothing is left to operate.
+    outsider = logged_in(make_user("globex-op", roles=["operator"], tenants=[tenants[1]]))
+    refused = bulk(outsider, [vm], "shutdown", confirm="1")
+    assert refused.status_code == 302 and refused["Location"] == reverse("virt:vms")
+    assert "can be operated by you" in outsider.get(refused["Location"]).content.decode()
+    assert Job.objects.count() == jobs
+    # An empty selection and a foreign "next" go back to the list.
+    response = logged_in(operator).post(
+        reverse("virt:vm-bulk"), {"action": "shutdown", "next": "https://elsewhere.example/"}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("virt:vms")
+    assert logged_in(operator).get(reverse("virt:vm-bulk")).status_code == 405
+
+
+def test_pool_form_in_the_dialog(xapi, xen_pool, operator, viewer, logged_in):
+    client = logged_in(operator)
+    listing = page(client, "virt:index")
+    assert f'href="{reverse("virt:pool-create")}" data-dialog="New pool"' in listing
+    edit = reverse("virt:pool-edit", args=[xen_pool.pk])
+    assert f'href="{edit}" data-dialog=' in listing
+    assert f'href="{edit}" data-dialog=' in page(client, "virt:pool", xen_pool.pk)
+    assert "data-dialog-form" in page(client, "virt:pool-edit", xen_pool.pk)
+
+    headers = {"HX-Request": "true"}
+    fields = pool_fields(url=xapi.url, tenant=str(xen_pool.tenant_id))
+    bad = client.post(edit, fields | {"max_sessions": "0"}, headers=headers)
+    assert bad.status_code == 200 and "field-error" in bad.content.decode()
+    saved = client.post(edit, fields | {"description": "in a dialog"}, headers=headers)
+    assert saved.status_code == 204
+    trigger = json.loads(saved["HX-Trigger"])["dcportal:saved"]
+    assert trigger["location"] == reverse("virt:pool", args=[xen_pool.pk])
+    xen_pool.refresh_from_db()
+    assert xen_pool.description == "in a dialog"
+    created = client.post(
+        reverse("virt:pool-create"),
+        pool_fields(name="pool9", url=xapi.url, tenant=str(xen_pool.tenant_id)),
+        headers=headers,
+    )
+    assert created.status_code == 204 and Pool.objects.filter(name="pool9").exists()
+
+    assert 'data-dialog="' not in page(logged_in(viewer), "virt:index")
+
+
+def test_pool_list_table(xapi, xen_pool, admin_user, operator, make_user, tenants, logged_in):
+    shared = services.create_pool(
+        user=admin_user, name="shared0", url=xapi.url, username="root", password=PASSWORD
+    )
+    client = logged_in(operator)
+    url = reverse("virt:index")
+    text = client.get(url).content.decode()
+    assert "pool0" in text and "shared0" in text and "<strong>2</strong> pools" in text
+    # A shared pool is not the operator's to edit.
+    assert reverse("virt:pool-edit", args=[shared.pk]) not in text
+    assert "shared0" not in client.get(url, {"shared": "false"}).content.decode()
+    assert "pool0" not in client.get(url, {"q": "shared"}).content.decode()
+    rows = list(csv.DictReader(io.StringIO(exported(client, url, {"export": "csv"}))))
+    assert [(row["Name"], row["Tenant"]) for row in rows] == [
+        ("pool0", "Acme"),
+        ("shared0", "shared"),
+    ]
+    assert PASSWORD not in exported(client, url, {"export": "json"})
+    outsider = logged_in(make_user("globex-op", roles=["operator"], tenants=[tenants[1]]))
+    text = outsider.get(url).content.decode()
+    assert "pool0" not in text and "<strong>1</strong> pools" in text
+    assert ">Acme<" not in text  # nor among the tenant filter's choices
 
 
 # libvirt ----------------------------------------------------------------------------------------
