@@ -17,13 +17,12 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ca import forms, selectors, services
 from ca.models import Certificate, CertificateRequest, RevocationReason
 from ca.tables import AuthorityTable, CertificateTable, ExpiringCertificateTable, RequestTable
-from dcportal import dialogs, rbac
+from dcportal import bulk, dialogs, rbac
 
 EXPIRY_DAYS = 30
 
@@ -265,13 +264,6 @@ def certificate_list(request):
     )
 
 
-def _back_to_list(request):
-    back = request.POST.get("next", "")
-    if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("ca:certificates")
-    return back
-
-
 class _Refused(Exception):
     """Rolls the whole bulk revocation back when one certificate refuses it."""
 
@@ -299,7 +291,7 @@ def certificate_bulk(request):
     """Revoke the certificates selected in the list: a confirmation page, then (confirm=1)
     all of them in one transaction, or none."""
     user = request.user
-    back = _back_to_list(request)
+    back = bulk.back_url(request, reverse("ca:certificates"))
     rbac.require(user, "ca.revoke_certificate")
     form = forms.CertificateBulkForm(request.POST)
     if not form.is_valid():

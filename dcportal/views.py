@@ -10,10 +10,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import charts, jobs, preferences, rbac, selectors, services, tables
+from dcportal import bulk, charts, jobs, preferences, rbac, selectors, services, tables
 from dcportal.forms import AuditFilterForm, JobFilterForm, TokenFilterForm, TokenForm
 from dcportal.lists import AuditTable, JobTable, TokenTable
 from dcportal.models import ApiToken, Job, Tenant
@@ -225,8 +224,8 @@ def job_list(request):
 
 def _jobs_cancel(request):
     rbac.require(request.user, "dcportal.cancel_job")
-    back = _back(request, reverse("jobs"))
-    ids = _ids(request)
+    back = bulk.back_url(request, reverse("jobs"))
+    ids = bulk.selected_ids(request)
     chosen = list(
         selectors.jobs_for(request.user)
         .filter(pk__in=ids)
@@ -237,7 +236,7 @@ def _jobs_cancel(request):
         messages.error(request, "None of the selected jobs is still queued or running.")
         return redirect(back)
     if request.POST.get("confirm") != "1":
-        return _confirm(
+        return bulk.confirm_page(
             request,
             title=f"Cancel {len(chosen)} job{'s' if len(chosen) != 1 else ''}?",
             items=[f"#{job.pk} {job.kind} {job.object_repr} ({job.status})" for job in chosen],
@@ -251,35 +250,6 @@ def _jobs_cancel(request):
             jobs.cancel(job, user=request.user)
     messages.info(request, f"Cancellation of {len(chosen)} job(s) requested.")
     return redirect(back)
-
-
-def _ids(request):
-    return [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
-
-
-def _back(request, default):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
-
-
-def _confirm(request, *, title, items, ids, action, label, back):
-    return render(
-        request,
-        "dcportal/bulk_confirm.html",
-        {
-            "title": title,
-            "items": items,
-            "ids": ids,
-            "action": action,
-            "action_label": label,
-            "action_url": request.path,
-            "back": back,
-        },
-    )
 
 
 def job_detail(request, pk):
@@ -357,15 +327,17 @@ def token_list(request):
 
 
 def _tokens_revoke(request):
-    back = _back(request, reverse("tokens"))
+    back = bulk.back_url(request, reverse("tokens"))
     chosen = list(
-        ApiToken.objects.filter(user=request.user, pk__in=_ids(request), revoked__isnull=True)
+        ApiToken.objects.filter(
+            user=request.user, pk__in=bulk.selected_ids(request), revoked__isnull=True
+        )
     )
     if not chosen:
         messages.error(request, "None of the selected tokens can be revoked.")
         return redirect(back)
     if request.POST.get("confirm") != "1":
-        return _confirm(
+        return bulk.confirm_page(
             request,
             title=f"Revoke {len(chosen)} token{'s' if len(chosen) != 1 else ''}?",
             items=[f"{token.name} ({token.prefix})" for token in chosen],
@@ -411,9 +383,4 @@ def table_columns(request, name):
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = reverse("dashboard")
-    return redirect(target)
+    return redirect(bulk.back_url(request, reverse("dashboard")))

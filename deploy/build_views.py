@@ -13,10 +13,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import rbac
+from dcportal import bulk, rbac
 from dcportal import selectors as platform_selectors
 from deploy import services
 from deploy.build_forms import (
@@ -214,9 +213,7 @@ def server_bulk(request):
     table: the action and profile are chosen (and confirmed) on this page."""
     user = request.user
     rbac.require(user, services.NODESET_PERMISSION)
-    back = request.POST.get("next", "")
-    if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("inventory:index")
+    back = bulk.back_url(request, reverse("inventory:index"))
     form = BulkDeployForm(request.POST, user=user)
     if not form.is_valid():
         errors = form.errors.get("ids") and "Select at least one server."

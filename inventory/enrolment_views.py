@@ -13,10 +13,9 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from dcportal import rbac
+from dcportal import bulk, rbac
 from dcportal.models import Tenant
 from inventory import registration
 from inventory.models import Conflict, EnrolmentToken
@@ -84,16 +83,18 @@ def conflict_bulk(request):
     """Dismiss the selected open conflicts: first a confirmation page, then (confirm=1) do it."""
     user = request.user
     rbac.require(user, "inventory.resolve_conflict")
-    back = _back(request, reverse("inventory:conflicts"))
+    back = bulk.back_url(request, reverse("inventory:conflicts"))
     chosen = list(
-        _conflicts(user).filter(pk__in=_ids(request), resolved__isnull=True).order_by("pk")
+        _conflicts(user)
+        .filter(pk__in=bulk.selected_ids(request), resolved__isnull=True)
+        .order_by("pk")
     )
     if not chosen:
         messages.error(request, "None of the selected conflicts is open.")
         return redirect(back)
     count = f"{len(chosen)} conflict{'s' if len(chosen) != 1 else ''}"
     if request.POST.get("confirm") != "1":
-        return _confirm(
+        return bulk.confirm_page(
             request,
             title=f"Dismiss {count}?",
             items=[f"#{c.pk} {c.kind}: {c.detail}" for c in chosen],
@@ -111,35 +112,6 @@ def conflict_bulk(request):
     else:
         messages.info(request, f"Dismissed {count}.")
     return redirect(back)
-
-
-def _ids(request):
-    return [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
-
-
-def _back(request, default):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
-
-
-def _confirm(request, *, title, items, ids, action, label, back):
-    return render(
-        request,
-        "dcportal/bulk_confirm.html",
-        {
-            "title": title,
-            "items": items,
-            "ids": ids,
-            "action": action,
-            "action_label": label,
-            "action_url": request.path,
-            "back": back,
-        },
-    )
 
 
 def conflict_detail(request, pk):
@@ -270,10 +242,10 @@ def enrolment_token_bulk(request):
     """Revoke the selected enrolment tokens: a confirmation page, then (confirm=1) revoke."""
     user = request.user
     rbac.require(user, "inventory.change_enrolmenttoken")
-    back = _back(request, reverse("inventory:enrolment-tokens"))
+    back = bulk.back_url(request, reverse("inventory:enrolment-tokens"))
     chosen = list(
         rbac.restrict(EnrolmentToken.objects.select_related("tenant"), user, "view")
-        .filter(pk__in=_ids(request), revoked__isnull=True)
+        .filter(pk__in=bulk.selected_ids(request), revoked__isnull=True)
         .order_by("pk")
     )
     if not chosen:
@@ -281,7 +253,7 @@ def enrolment_token_bulk(request):
         return redirect(back)
     count = f"{len(chosen)} enrolment token{'s' if len(chosen) != 1 else ''}"
     if request.POST.get("confirm") != "1":
-        return _confirm(
+        return bulk.confirm_page(
             request,
             title=f"Revoke {count}?",
             items=[f"{t.tenant.slug}: {t.name} ({t.prefix})" for t in chosen],

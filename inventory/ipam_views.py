@@ -13,10 +13,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import dialogs, rbac
+from dcportal import bulk, dialogs, rbac
 from inventory import ipam, services
 from inventory.ipam_filtersets import (
     InterfaceTableFilterSet,
@@ -298,8 +297,8 @@ def address_bulk(request):
     """Release the selected addresses: first a confirmation page, then (confirm=1) release."""
     user = request.user
     rbac.require(user, "inventory.delete_ipaddress")
-    back = _back(request, reverse("inventory:subnets"))
-    ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+    back = bulk.back_url(request, reverse("inventory:subnets"))
+    ids = bulk.selected_ids(request)
     chosen = list(
         rbac.restrict(IPAddress.objects.select_related("subnet__tenant"), user, "delete")
         .filter(pk__in=ids)
@@ -310,33 +309,20 @@ def address_bulk(request):
         return redirect(back)
     count = f"{len(chosen)} address{'es' if len(chosen) != 1 else ''}"
     if request.POST.get("confirm") != "1":
-        return render(
+        return bulk.confirm_page(
             request,
-            "dcportal/bulk_confirm.html",
-            {
-                "title": f"Release {count}?",
-                "items": [f"{ip.address} {ip.dns_name}".strip() for ip in chosen],
-                "ids": [ip.pk for ip in chosen],
-                "action": "release",
-                "action_label": "Release",
-                "action_url": request.path,
-                "back": back,
-            },
+            title=f"Release {count}?",
+            items=[f"{ip.address} {ip.dns_name}".strip() for ip in chosen],
+            ids=[ip.pk for ip in chosen],
+            action="release",
+            label="Release",
+            back=back,
         )
     with transaction.atomic():
         for ip in chosen:
             ipam.delete_address(ip, user=user)
     messages.success(request, f"Released {count}.")
     return redirect(back)
-
-
-def _back(request, default):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
 
 
 # Interfaces -------------------------------------------------------------------------------------

@@ -15,10 +15,9 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dcportal import dialogs, rbac
+from dcportal import bulk, dialogs, rbac
 from dcportal import selectors as platform_selectors
 from virt import forms, selectors, services
 from virt.models import Host, Network, Pool, StorageRepository, Vm, VmTemplate
@@ -231,13 +230,6 @@ def vm_list(request):
     )
 
 
-def _back_to_list(request):
-    back = request.POST.get("next", "")
-    if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("virt:vms")
-    return back
-
-
 class _Refused(Exception):
     """Rolls the whole bulk action back when one VM refuses it."""
 
@@ -264,7 +256,7 @@ def vm_bulk(request):
     """A power action on the VMs selected in the list: a confirmation page, then (confirm=1)
     one job per VM, all or none, and the page that follows those jobs."""
     user = request.user
-    back = _back_to_list(request)
+    back = bulk.back_url(request, reverse("virt:vms"))
     form = forms.VmBulkForm(request.POST)
     if not form.is_valid():
         messages.error(
