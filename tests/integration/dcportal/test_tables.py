@@ -508,7 +508,9 @@ def test_bulk_dismiss_conflicts_and_revoke_enrolment_tokens(client, operator, ad
     from inventory import registration
 
     _populate_conflicts(admin_user, tenants, 2)
-    theirs = Conflict.objects.create(tenant=tenants[1], kind="placeholder", detail="globex-only conflict", report={})
+    theirs = Conflict.objects.create(
+        tenant=tenants[1], kind="placeholder", detail="globex-only conflict", report={}
+    )
     client.force_login(operator)
     text = body(client.get(CONFLICTS))
     # A long, distinctive detail: short ones turn up in random tokens of the page.
