@@ -23,7 +23,7 @@ from ca import crypto
 from ca.models import Authority, Certificate, CertificateRequest, Profile, RevocationList
 from dcportal import audit, jobs, rbac
 from dcportal.models import Job, Tenant
-from dcportal.services import create_object, delete_object, update_object
+from dcportal.services import create_object, delete_object, each_or_none, update_object
 
 DEFAULT_KEY_TYPE = "ec-p384"
 ROOT_DAYS = 3650
@@ -765,6 +765,15 @@ def revoke_certificate(certificate, *, user, reason="unspecified"):
 
 
 @transaction.atomic
+def revoke_certificates(*, user, certificates, reason="unspecified"):
+    """Revoke every certificate (each publishing its authority's CRL), or none: a
+    ValidationError lists every certificate that refused."""
+    return each_or_none(
+        certificates,
+        lambda certificate: revoke_certificate(certificate, user=user, reason=reason),
+    )
+
+
 def renew_certificate(
     certificate, *, user, validity_days=None, approve_names=False, revoke_old=False
 ):

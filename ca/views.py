@@ -11,7 +11,6 @@ may use them; the services check again regardless.
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
@@ -264,28 +263,6 @@ def certificate_list(request):
     )
 
 
-class _Refused(Exception):
-    """Rolls the whole bulk revocation back when one certificate refuses it."""
-
-
-def _revoke_all(user, certificates, reason):
-    """Revoke every certificate (each publishes its authority's CRL), or none: the problems
-    when any one refuses."""
-    problems = []
-    try:
-        with transaction.atomic():
-            for certificate in certificates:
-                try:
-                    services.revoke_certificate(certificate, user=user, reason=reason)
-                except ValidationError as exc:
-                    problems.extend(f"{certificate}: {m}" for m in exc.messages)
-            if problems:
-                raise _Refused
-    except _Refused:
-        return problems
-    return []
-
-
 @require_POST
 def certificate_bulk(request):
     """Revoke the certificates selected in the list: a confirmation page, then (confirm=1)
@@ -314,8 +291,13 @@ def certificate_bulk(request):
     count = f"{len(certificates)} certificate{'s' if len(certificates) != 1 else ''}"
     problems = []
     if data["confirm"]:
-        problems = _revoke_all(user, certificates, data["reason"])
-        if not problems:
+        try:
+            services.revoke_certificates(
+                user=user, certificates=certificates, reason=data["reason"]
+            )
+        except ValidationError as exc:
+            problems = exc.messages
+        else:
             messages.success(request, f"Revoked {count}; the CRLs are published.")
             return redirect(back)
     return render(

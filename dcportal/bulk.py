@@ -1,8 +1,12 @@
 """What every bulk action of the list pages shares: the selected ids, the safe way back to the
 list, and the confirmation page that repeats the selection before anything changes."""
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from dcportal import services
 
 
 def selected_ids(request):
@@ -33,3 +37,15 @@ def confirm_page(request, *, title, items, ids, action, label, back):
             "back": back,
         },
     )
+
+
+def apply_all(request, items, apply, *, done, name=str):
+    """apply(item) for every item or for none (services.each_or_none), then a flash message:
+    `done`, or every refusal. Returns whether it was done."""
+    try:
+        services.each_or_none(items, apply, name=name)
+    except ValidationError as exc:
+        messages.error(request, "Nothing was changed: " + " ".join(exc.messages))
+        return False
+    messages.success(request, done)
+    return True

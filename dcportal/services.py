@@ -82,6 +82,23 @@ def delete_object(obj, *, user):
     audit.deleted(user=user, obj=obj, before=before)
 
 
+def each_or_none(items, apply, *, name=str):
+    """apply(item) for every item in one transaction, or for none: when any item refuses
+    (ValidationError), everything is rolled back and one ValidationError lists every refusal,
+    each prefixed with name(item). Returns apply's results in order."""
+    results, problems = [], []
+    with transaction.atomic():
+        for item in items:
+            try:
+                with transaction.atomic():
+                    results.append(apply(item))
+            except ValidationError as exc:
+                problems.extend(f"{name(item)}: {message}" for message in exc.messages)
+        if problems:
+            raise ValidationError(problems)
+    return results
+
+
 # Tenants and membership ---------------------------------------------------------------------
 
 

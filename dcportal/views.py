@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -245,10 +244,13 @@ def _jobs_cancel(request):
             label="Cancel jobs",
             back=back,
         )
-    with transaction.atomic():
-        for job in chosen:
-            jobs.cancel(job, user=request.user)
-    messages.info(request, f"Cancellation of {len(chosen)} job(s) requested.")
+    bulk.apply_all(
+        request,
+        chosen,
+        lambda job: jobs.cancel(job, user=request.user),
+        done=f"Cancellation of {len(chosen)} job(s) requested.",
+        name=lambda job: f"job {job.pk}",
+    )
     return redirect(back)
 
 
@@ -346,10 +348,12 @@ def _tokens_revoke(request):
             label="Revoke tokens",
             back=back,
         )
-    with transaction.atomic():
-        for token in chosen:
-            services.revoke_token(user=request.user, token=token)
-    messages.info(request, f"{len(chosen)} token(s) revoked.")
+    bulk.apply_all(
+        request,
+        chosen,
+        lambda token: services.revoke_token(user=request.user, token=token),
+        done=f"{len(chosen)} token(s) revoked.",
+    )
     return redirect(back)
 
 

@@ -9,7 +9,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -103,14 +102,14 @@ def conflict_bulk(request):
             label="Dismiss",
             back=back,
         )
-    try:
-        with transaction.atomic():
-            for conflict in chosen:
-                registration.resolve_conflict(user=user, conflict=conflict, resolution="dismiss")
-    except ValidationError as exc:
-        messages.error(request, "Nothing was dismissed: " + " ".join(exc.messages))
-    else:
-        messages.info(request, f"Dismissed {count}.")
+    bulk.apply_all(
+        request,
+        chosen,
+        lambda conflict: registration.resolve_conflict(
+            user=user, conflict=conflict, resolution="dismiss"
+        ),
+        done=f"Dismissed {count}.",
+    )
     return redirect(back)
 
 
@@ -262,10 +261,12 @@ def enrolment_token_bulk(request):
             label="Revoke",
             back=back,
         )
-    with transaction.atomic():
-        for token in chosen:
-            registration.revoke_enrolment_token(user=user, token=token)
-    messages.info(request, f"Revoked {count}.")
+    bulk.apply_all(
+        request,
+        chosen,
+        lambda token: registration.revoke_enrolment_token(user=user, token=token),
+        done=f"Revoked {count}.",
+    )
     return redirect(back)
 
 

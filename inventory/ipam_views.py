@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
@@ -318,10 +317,13 @@ def address_bulk(request):
             label="Release",
             back=back,
         )
-    with transaction.atomic():
-        for ip in chosen:
-            ipam.delete_address(ip, user=user)
-    messages.success(request, f"Released {count}.")
+    bulk.apply_all(
+        request,
+        chosen,
+        lambda ip: ipam.delete_address(ip, user=user),
+        done=f"Released {count}.",
+        name=lambda ip: str(ip.address),
+    )
     return redirect(back)
 
 

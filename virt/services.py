@@ -607,6 +607,15 @@ def vm_action(*, user, vm, action):
     return _enqueue(POWER_JOB_KIND, user, vm, {"action": action}, f"{label} {vm}")
 
 
+def vm_actions(*, user, vms, action):
+    """One job per VM (vm_action), or none: a ValidationError lists every VM that refused."""
+    return services.each_or_none(
+        vms,
+        lambda vm: vm_action(user=user, vm=vm, action=action),
+        name=lambda vm: vm.server.hostname,
+    )
+
+
 @transaction.atomic
 def destroy_vm(*, user, vm, confirm):
     _scoped_vm(user, vm, "virt.delete_vm")
@@ -910,8 +919,7 @@ def run_destroy(ctx, vm):
 
 
 def run_sync(ctx, pool):
-    recheck_pool = ctx.user is not None
-    if recheck_pool:
+    if ctx.user is not None:  # a periodic sync has no user to check
         _scoped_pool(ctx.user, pool, "virt.sync_pool")
     ctx.progress(5, f"reading {pool}")
     result = sync_pool(pool, log=ctx.log)

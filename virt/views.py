@@ -10,7 +10,6 @@ check again regardless. Every VM operation is a job: its page shows the progress
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
@@ -230,27 +229,6 @@ def vm_list(request):
     )
 
 
-class _Refused(Exception):
-    """Rolls the whole bulk action back when one VM refuses it."""
-
-
-def _power_all(user, vms, action):
-    """One power job per VM, or none at all: the problems when any VM refuses."""
-    started, problems = [], []
-    try:
-        with transaction.atomic():
-            for vm in vms:
-                try:
-                    started.append(services.vm_action(user=user, vm=vm, action=action))
-                except ValidationError as exc:
-                    problems.extend(f"{vm.server.hostname}: {m}" for m in exc.messages)
-            if problems:
-                raise _Refused
-    except _Refused:
-        return [], problems
-    return started, []
-
-
 @require_POST
 def vm_bulk(request):
     """A power action on the VMs selected in the list: a confirmation page, then (confirm=1)
@@ -279,8 +257,11 @@ def vm_bulk(request):
         return redirect(back)
     problems = []
     if form.cleaned_data["confirm"]:
-        started, problems = _power_all(user, vms, action)
-        if started:
+        try:
+            started = services.vm_actions(user=user, vms=vms, action=action)
+        except ValidationError as exc:
+            problems = exc.messages
+        else:
             messages.success(request, f"{label}: {len(started)} job(s) queued.")
             ids = ",".join(str(job.pk) for job in started)
             return redirect(reverse("virt:vm-jobs") + f"?ids={ids}")
