@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: run test manage lint bench bench-inventory bench-power bench-deploy bench-dhcp bench-ca \
-	bench-virt
+	bench-virt bench-cluster
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-libvirt.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -63,3 +63,9 @@ bench-ca: $(STAMP)
 # pool max_sessions BENCH_MAX_SESSIONS=4, BENCH_XAPI_DELAY=0.01 s per XAPI call.
 bench-virt: $(STAMP)
 	$(PY) -m dcportal.launcher bench bench/virt.py
+
+# nginx + 2 gunicorn web processes + 3 rqworkers: boot storm, registrations and API reads of
+# 20000 servers, jobs end to end; writes the figures with the machine and date to BENCH_RESULTS.
+BENCH_RESULTS ?= bench/RESULTS.md
+bench-cluster: $(STAMP)
+	$(PY) -m dcportal.launcher bench bench/cluster.py --write=$(BENCH_RESULTS)

@@ -8,15 +8,12 @@
                                build mode; answers its certificate chain PEM
 
 Certificates and CRLs are public by nature and served over plain HTTP, as relying parties fetch
-them. Autosign is bound to a one-time build token; refused tokens are counted per source address
-and past settings.CA_AUTOSIGN_MAX_FAILURES in 15 minutes the address gets 429.
+them. Autosign is bound to a one-time build token. Every view is rate limited per source
+address, autosign per build token too; a refused token counts against its source, which past
+settings.TOKEN_MAX_FAILURES gets 429, even with a valid token, for a while (dcportal.ratelimit).
 """
 
-import hashlib
-
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -26,11 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 from ca import crypto, services
 from ca.autosign import Denied
 from ca.models import Authority, RevocationList
-from dcportal import requestcontext
-from dcportal.middleware import client_address
+from dcportal import ratelimit, requestcontext
 
 PEM_TYPE = "application/x-pem-file"
-FAILURE_WINDOW = 15 * 60
 MAX_CSR_BYTES = crypto.MAX_PEM_CHARS
 
 
@@ -43,6 +38,7 @@ def _file(body, content_type, filename, max_age=300):
 
 @login_not_required
 @require_GET
+@ratelimit.limited
 def authority_pem(request, slug):
     authority = get_object_or_404(Authority.objects.select_related("parent"), slug=slug)
     return _file(services.chain_pem(authority), PEM_TYPE, f"{slug}.pem")
@@ -50,6 +46,7 @@ def authority_pem(request, slug):
 
 @login_not_required
 @require_GET
+@ratelimit.limited
 def authority_der(request, slug):
     authority = get_object_or_404(Authority, slug=slug)
     return _file(crypto.pem_to_der(authority.certificate), "application/pkix-cert", f"{slug}.crt")
@@ -61,6 +58,7 @@ def _crl(slug):
 
 @login_not_required
 @require_GET
+@ratelimit.limited
 def crl_der(request, slug):
     crl = _crl(slug)
     return _file(crypto.pem_to_der(crl.pem), "application/pkix-crl", f"{slug}.crl")
@@ -68,22 +66,9 @@ def crl_der(request, slug):
 
 @login_not_required
 @require_GET
+@ratelimit.limited
 def crl_pem(request, slug):
     return _file(_crl(slug).pem, PEM_TYPE, f"{slug}.crl.pem")
-
-
-def failure_key(address):
-    """The cache key counting refused tokens from `address` (hashed: no raw input in keys)."""
-    return "dcportal:ca:autosign-fail:" + hashlib.sha256(address.encode()).hexdigest()[:32]
-
-
-def _count_failure(request):
-    key = failure_key(client_address(request))
-    cache.add(key, 0, FAILURE_WINDOW)
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, FAILURE_WINDOW)
 
 
 def _text(message, status):
@@ -114,14 +99,14 @@ def _messages(exc):
 @csrf_exempt
 @require_POST
 def autosign(request, token):
-    if (cache.get(failure_key(client_address(request))) or 0) >= settings.CA_AUTOSIGN_MAX_FAILURES:
-        return _text("Too many refused tokens from this address; try again later.", 429)
+    if (over := ratelimit.check(request, build=token, token=True)) is not None:
+        return ratelimit.too_many(over)
     with requestcontext.bound(via="autosign"):
         try:
             csr = _csr_of(request)
             _, chain = services.autosign(token=token, csr=csr)
         except Denied as exc:
-            _count_failure(request)
+            ratelimit.refused_token(request)
             return _text(f"Refused: {exc}", 403)
         except services.AutosignRefused as exc:
             return _text(f"Refused: {exc}", exc.status)

@@ -1,6 +1,28 @@
+import datetime
+
 import django_filters as filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from dcportal.models import ApiToken, AuditEvent, Credential, Job, Tenant
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        # Python accepts UTC offsets up to ±23:59, PostgreSQL only ±15:59: compare in UTC.
+        try:
+            return value.astimezone(datetime.UTC)
+        except OverflowError:
+            raise ValidationError("Date and time out of range.", code="overflow") from None
+
+
+class IsoDateTimeFilter(filters.IsoDateTimeFilter):
+    """An ISO 8601 date and time (offset or Z), any offset Python reads."""
+
+    field_class = UtcIsoDateTimeField
 
 
 class TenantFilterSet(filters.FilterSet):
@@ -32,9 +54,12 @@ class ApiTokenFilterSet(filters.FilterSet):
 class AuditEventFilterSet(filters.FilterSet):
     actor = filters.CharFilter(field_name="actor_name")
     object_type = filters.CharFilter(method="filter_object_type", label="app_label.model")
-    since = filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="time", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="time", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="time", lookup_expr="lt")
     tenant = filters.CharFilter(field_name="tenant__slug")
+    # By id, not a choice among every token: a choice would answer differently for another
+    # user's token than for one that does not exist.
+    token = filters.NumberFilter(field_name="token_id")
 
     class Meta:
         model = AuditEvent
@@ -59,7 +84,7 @@ class AuditEventFilterSet(filters.FilterSet):
 
 class JobFilterSet(filters.FilterSet):
     user = filters.CharFilter(field_name="user__username")
-    since = filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+    since = IsoDateTimeFilter(field_name="created", lookup_expr="gte")
     tenant = filters.CharFilter(field_name="tenant__slug")
 
     class Meta:

@@ -20,8 +20,10 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import close_old_connections, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
+from rq.job import JobStatus
 from rq.worker import Worker
 
 from dcportal import audit, rbac, requestcontext
@@ -128,9 +130,24 @@ def enqueue(kind, *, user=None, obj=None, params=None, queue=None, title=""):
 
 
 def _push(job_id, queue_name):
-    queue_for(queue_name).enqueue(
-        execute, job_id, job_id=f"dcportal-job-{job_id}", result_ttl=3600, failure_ttl=86400
-    )
+    """Hand a committed Job row to RQ; True once Redis has it.
+
+    Redis being away must not turn the request that committed the row into an error (the row
+    is already there, the caller would retry and create a second one): the job stays queued,
+    says why on its log, and reap() pushes it once Redis answers again."""
+    try:
+        queue_for(queue_name).enqueue(
+            execute, job_id, job_id=f"dcportal-job-{job_id}", result_ttl=3600, failure_ttl=86400
+        )
+    except RedisError as exc:
+        logger.warning("job %s: queue %s unavailable (%s)", job_id, queue_name, exc)
+        JobLog.objects.create(
+            job_id=job_id,
+            level="warning",
+            message=f"Queue unavailable ({type(exc).__name__}); will be re-enqueued.",
+        )
+        return False
+    return True
 
 
 def _rq_worker_name():
@@ -298,16 +315,53 @@ def reap(now=None):
         )
         if updated:
             JobLog.objects.create(job=job, level="error", message="Worker died; job marked failed.")
+            _fail_in_rq(job, queue_for(job.queue), "The worker running this job died.")
             failed.append(job.pk)
     cutoff = now - timezone.timedelta(seconds=settings.JOB_REQUEUE_AFTER)
     for job in Job.objects.filter(status=Job.Status.QUEUED, created__lt=cutoff):
         queue = queue_for(job.queue)
-        if RQJob.exists(job.rq_id, connection=queue.connection):
+        if _waiting_in_rq(job, queue.connection):
             continue
-        JobLog.objects.create(job=job, level="warning", message="Lost by the queue; re-enqueued.")
-        _push(job.pk, job.queue)
-        requeued.append(job.pk)
+        queue.failed_job_registry.remove(job.rq_id)  # if it was there: it is queued again
+        if _push(job.pk, job.queue):
+            JobLog.objects.create(
+                job=job, level="warning", message="Lost by the queue; re-enqueued."
+            )
+            requeued.append(job.pk)
     return failed, requeued
+
+
+def _waiting_in_rq(job, connection):
+    """False when RQ lost the job (Redis restarted empty) or ended it without it ever running:
+    a worker that took it while the database was away failed in execute() before the row
+    said "running", so the row is still queued and nobody else will run it."""
+    try:
+        status = RQJob.fetch(job.rq_id, connection=connection).get_status(refresh=False)
+    except NoSuchJobError:
+        return False
+    return status not in ("failed", "stopped", "canceled")
+
+
+def _fail_in_rq(job, queue, reason):
+    """Move a dead worker's job from RQ's started registry to its failed one, as RQ's own
+    cleanup would only after the job timeout: nothing looks "started" in RQ that is not."""
+    registry = queue.started_job_registry
+    entries = [
+        f"{job_id}:{execution_id}"
+        for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False)
+        if job_id == job.rq_id
+    ]
+    try:
+        rq_job = RQJob.fetch(job.rq_id, connection=queue.connection)
+    except NoSuchJobError:
+        rq_job = None
+    with queue.connection.pipeline() as pipeline:
+        if entries:
+            pipeline.zrem(registry.key, *entries)
+        if rq_job is not None:
+            rq_job.set_status(JobStatus.FAILED, pipeline=pipeline)
+            queue.failed_job_registry.add(rq_job, ttl=86400, exc_string=reason, pipeline=pipeline)
+        pipeline.execute()
 
 
 @job_kind("dcportal.ping", title="Worker self-test")

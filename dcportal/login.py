@@ -1,38 +1,43 @@
 """Portal log-in: failed attempts are throttled per account and per source address, and every
-log-in, log-out and failed attempt on a known account lands in the audit trail."""
+log-in, log-out and failed attempt on a known account lands in the audit trail.
 
-import hashlib
+The counters are dcportal.ratelimit's: when Redis does not answer they fail open (a Redis outage
+must not lock everyone out of the portal; the password is still checked), with a warning.
+"""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
-from dcportal import audit
+from dcportal import audit, ratelimit
 from dcportal.middleware import client_address
 
+ACCOUNT = "login-account"
+SOURCE = "login-source"
 
-def _keys(request, username):
-    # Hashed so user-supplied text never becomes part of a cache key as it is.
-    name = hashlib.sha256((username or "").lower().encode()).hexdigest()[:32]
-    return [f"dcportal:login-fail:user:{name}", f"dcportal:login-fail:ip:{client_address(request)}"]
+
+def _counters(request, username):
+    return [(ACCOUNT, (username or "").lower()), (SOURCE, client_address(request))]
 
 
 def is_locked(request, username):
     return any(
-        (cache.get(key) or 0) >= settings.LOGIN_MAX_FAILURES for key in _keys(request, username)
+        not ratelimit.peek(scope, value, limit=settings.LOGIN_MAX_FAILURES).allowed
+        for scope, value in _counters(request, username)
     )
 
 
 def _count_failure(request, username):
-    for key in _keys(request, username):
-        cache.add(key, 0, settings.LOGIN_LOCKOUT_SECONDS)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, settings.LOGIN_LOCKOUT_SECONDS)
+    for scope, value in _counters(request, username):
+        ratelimit.count_failure(
+            scope,
+            value,
+            limit=settings.LOGIN_MAX_FAILURES,
+            window=settings.LOGIN_LOCKOUT_SECONDS,
+            what="failed log-ins",
+        )
 
 
 LOCKED_MESSAGE = (
@@ -54,7 +59,7 @@ class PortalLoginForm(LockoutMixin, AuthenticationForm):
 
 
 def _on_login(sender, request, user, **kwargs):
-    cache.delete(_keys(request, user.get_username())[0])
+    ratelimit.reset(ACCOUNT, user.get_username().lower())
     audit.record(user=user, action="action", verb="login", obj=user)
 
 

@@ -49,3 +49,23 @@ class RequestContextMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+class ServiceUnavailableMiddleware:
+    """A view that loses PostgreSQL or Redis answers 503 with Retry-After, not 500.
+
+    Outages raised before the view (a middleware loading the session or the user) reach
+    dcportal.errors.server_error, which answers the same."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from dcportal import errors  # errors imports the API's error shape, which needs apps
+
+        if errors.is_outage(exception):
+            return errors.service_unavailable(request, exception)
+        return None

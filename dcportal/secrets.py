@@ -61,7 +61,7 @@ def load_keys():
     if not keys:
         raise ImproperlyConfigured(
             "No encryption key: set DCPORTAL_ENCRYPTION_KEYS or create "
-            f"{settings.ENCRYPTION_KEY_FILE} (`manage.py rotate_encryption_key --init`)."
+            f"{settings.ENCRYPTION_KEY_FILE} (`manage.py rotate_encryption_key` makes it)."
         )
     return keys
 

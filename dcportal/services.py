@@ -204,17 +204,22 @@ def key_prefix(key, marker):
     return parts[1]
 
 
+_NO_KEY_HASH = "-" * 64  # compared against when no row matches: no SHA-256 hex digest equals it
+
+
 def find_by_key(queryset, key, marker):
     """The row of `queryset` (a model with `prefix` and `key_hash`) that `key` opens, or None.
 
-    The hashes are compared in constant time; whether the row is still usable (expiry,
-    revocation) is the caller's business.
+    The prefix is the key's public name (lists show it), not part of its secret: the row is
+    found by it, then the hash of the whole key is compared in constant time, also when no row
+    has that prefix, so a wrong key takes the same steps whether its prefix exists or not.
+    Whether the row is still usable (expiry, revocation) is the caller's business.
     """
+    digest = hash_key(key)
     prefix = key_prefix(key, marker)
-    if prefix is None:
-        return None
-    row = queryset.filter(prefix=prefix).first()
-    if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
+    row = queryset.filter(prefix=prefix).first() if prefix is not None else None
+    stored = row.key_hash if row is not None else _NO_KEY_HASH
+    if not hmac.compare_digest(stored, digest) or row is None:
         return None
     return row
 

@@ -6,6 +6,7 @@ Redis, secret key and encryption key when they are not given.
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -54,7 +55,14 @@ CSRF_COOKIE_SECURE = not PLAIN_HTTP
 SECURE_SSL_REDIRECT = not PLAIN_HTTP
 # Firmware (iPXE, PXELinux, GRUB) and installers fetch boot scripts, templates, CA certificates
 # and CRLs over plain HTTP; those answers are bound to a MAC or a build token, not to a session.
-SECURE_REDIRECT_EXEMPT = [r"^boot/", r"^pki/"]
+# The inventory agent of a discovery image (a busybox wget may lack TLS) fetches its script and
+# registers at the boot URL too, with an enrolment token: register-only, one tenant, revocable.
+SECURE_REDIRECT_EXEMPT = [
+    r"^boot/",
+    r"^pki/",
+    r"^inventory/agent\.sh$",
+    r"^api/inventory/register/$",
+]
 SECURE_HSTS_SECONDS = 0 if PLAIN_HTTP else int(os.environ.get("DCPORTAL_HSTS_SECONDS", "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DCPORTAL_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("DCPORTAL_HSTS_PRELOAD", True)
@@ -94,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "dcportal.middleware.RequestContextMiddleware",
+    "dcportal.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -136,7 +145,20 @@ if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
     raise ImproperlyConfigured("dcportal runs on PostgreSQL only; DATABASE_URL must be postgres://")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_required("REDIS_URL")
+
+def with_redis_timeouts(url, connect=2, answer=10):
+    """`url` with connect and socket timeouts unless it sets its own: a Redis that hangs (rather
+    than refusing connections) must not hold a request forever. RQ's workers raise the socket
+    timeout above their blocking dequeue on their own."""
+    # Split by hand: urlunsplit would turn unix:///path into unix:/path.
+    base, _, query = url.partition("?")
+    options = dict(parse_qsl(query))
+    options.setdefault("socket_connect_timeout", str(connect))
+    options.setdefault("socket_timeout", str(answer))
+    return f"{base}?{urlencode(options)}"
+
+
+REDIS_URL = with_redis_timeouts(env_required("REDIS_URL"))
 JOB_QUEUES = ("default", "power", "deploy", "virt")
 RQ_QUEUES = {
     name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": int(os.environ.get("DCPORTAL_JOB_TIMEOUT", "3600"))}
@@ -160,6 +182,9 @@ POWER_RETRY_DEADLINE = float(os.environ.get("DCPORTAL_POWER_RETRY_DEADLINE", "30
 VIRT_MAC_PREFIX = os.environ.get("DCPORTAL_VIRT_MAC_PREFIX", "02:dc:00")
 VIRT_SLOT_WAIT = float(os.environ.get("DCPORTAL_VIRT_SLOT_WAIT", "3600"))
 VIRT_SHUTDOWN_TIMEOUT = float(os.environ.get("DCPORTAL_VIRT_SHUTDOWN_TIMEOUT", "120"))
+# One call to a hypervisor gives up after this many seconds (a pool's own "timeout" option
+# wins): a master that accepts connections and never answers must not hold a job and its slot.
+VIRT_TIMEOUT = float(os.environ.get("DCPORTAL_VIRT_TIMEOUT", "60"))
 
 # Deployment. Nodes reach the portal at DCPORTAL_BOOT_URL (e.g. http://10.0.0.1:8000); without
 # it, URLs in boot scripts and templates are built from the request (or 127.0.0.1 in the CLI).
@@ -189,8 +214,6 @@ CA_HOST_AUTHORITY = os.environ.get("DCPORTAL_CA_HOST_AUTHORITY", "hosts")
 CA_PUBLIC_URL = os.environ.get("DCPORTAL_CA_PUBLIC_URL", "").rstrip("/")
 # A CRL is republished this many hours before its nextUpdate (at most half its validity).
 CA_CRL_REFRESH_HOURS = float(os.environ.get("DCPORTAL_CA_CRL_REFRESH_HOURS", "48"))
-# Refused build tokens per source address (per 15 minutes) before autosign answers 429.
-CA_AUTOSIGN_MAX_FAILURES = int(os.environ.get("DCPORTAL_CA_AUTOSIGN_MAX_FAILURES", "20"))
 
 # DHCP configurations (manage.py makedhcp, /api/deploy/dhcp/<format>/); each can be overridden
 # per run. The TFTP server PXE ROMs load their first file from (next-server; empty: the address
@@ -218,6 +241,16 @@ CACHES = {
 # Failed log-ins per account and per source address before log-in is refused for a while.
 LOGIN_MAX_FAILURES = int(os.environ.get("DCPORTAL_LOGIN_MAX_FAILURES", "10"))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("DCPORTAL_LOGIN_LOCKOUT_SECONDS", "900"))
+# Rate limits of the public endpoints (boot scripts and files, install callbacks, /pki/, the
+# inventory agent and its register call), counted in Redis a minute; 0 turns one off. Behind a
+# proxy, list it in DCPORTAL_TRUSTED_PROXIES, or every node counts as the proxy's address.
+BOOT_RATE_PER_SOURCE = int(os.environ.get("DCPORTAL_BOOT_RATE_PER_SOURCE", "600"))
+# Per MAC (per-MAC boot scripts and configs) and per build token (templates, callbacks, autosign).
+BOOT_RATE_PER_MAC = int(os.environ.get("DCPORTAL_BOOT_RATE_PER_MAC", "60"))
+# Refused tokens (build, enrolment, API) per source address before it gets 429, even with a
+# valid token, for DCPORTAL_TOKEN_LOCKOUT_SECONDS; 0 turns the lockout off.
+TOKEN_MAX_FAILURES = int(os.environ.get("DCPORTAL_TOKEN_MAX_FAILURES", "20"))
+TOKEN_LOCKOUT_SECONDS = int(os.environ.get("DCPORTAL_TOKEN_LOCKOUT_SECONDS", "900"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -267,6 +300,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dcportal.api.errors.exception_handler",
+    # JSON nested too deeply for Python's decoder is a 400 (DRF's own parser lets it be a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "dcportal.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -285,6 +324,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The platform's error answers (400, 401, 403, 404, 415, 429, 503) on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dcportal.api.schema.add_error_responses",
+    ],
     # Choice sets whose field name ("kind", "status") other models use too get a name of their
     # own, or the schema carries hashed names and spectacular warns.
     "ENUM_NAME_OVERRIDES": {

@@ -64,5 +64,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "dcportal.errors.bad_request"
 handler404 = "dcportal.errors.not_found"
 handler500 = "dcportal.errors.server_error"

@@ -17,6 +17,7 @@ from django.utils.crypto import salted_hmac
 
 MARKER = "dcb"  # build tokens look like dcb_<43 characters>: easy to grep for in a leaked log
 _SALT = "dcportal.deploy.build-token"
+_NO_HASH = "-" * 64  # no SHA-256 hex digest equals it
 
 
 class InvalidToken(Exception):
@@ -56,8 +57,9 @@ def burnt():
 def authenticate(token, *, queryset=None):
     """The building ServerDeploy row `token` belongs to, or InvalidToken.
 
-    `queryset` may add select_for_update()/select_related(); the hash is looked up by index and
-    compared again in constant time."""
+    `queryset` may add select_for_update()/select_related(). The token's SHA-256 is looked up by
+    index (a hash: a near miss of the token is no near miss of it) and compared again in constant
+    time, against a placeholder when no row has it, so every wrong token takes the same steps."""
     from deploy.models import ServerDeploy
 
     if not isinstance(token, str) or not token.startswith(MARKER + "_") or len(token) > 100:
@@ -65,7 +67,8 @@ def authenticate(token, *, queryset=None):
     digest = hash_token(token)
     queryset = ServerDeploy.objects.all() if queryset is None else queryset
     row = queryset.filter(token_hash=digest).select_related("server").first()
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
+    stored = row.token_hash if row is not None else _NO_HASH
+    if not hmac.compare_digest(stored, digest) or row is None:
         raise InvalidToken("Unknown or used build token.")
     if row.token_expires is None or row.token_expires <= timezone.now():
         raise InvalidToken("The build token has expired.")

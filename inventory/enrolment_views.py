@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from dcportal import bulk, rbac
+from dcportal import bulk, ratelimit, rbac
 from dcportal.models import Tenant
 from inventory import registration
 from inventory.models import Conflict, EnrolmentToken
@@ -34,6 +34,7 @@ def _agent_source():
 
 @login_not_required  # public on purpose: a script with no secret in it (see PUBLIC_URL_NAMES)
 @require_safe
+@ratelimit.limited
 def agent(request):
     """The inventory agent, with this portal's register URL baked in."""
     register_url = request.build_absolute_uri(reverse("api:inventory-register"))

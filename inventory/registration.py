@@ -131,6 +131,18 @@ def _depth(value, limit):
     return False
 
 
+def _without_nul(value):
+    """Firmware pads strings with NUL, which PostgreSQL refuses in text and jsonb: dropped.
+    (Called once the depth is checked: the recursion is bounded.)"""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
 def _text(data, errors, *names):
     """The first of `names` present in the report, as stripped text ('' when absent)."""
     for name in names:
@@ -202,6 +214,7 @@ def parse_report(data):
         raise ValidationError({"non_field_errors": ["The report must be a JSON object."]})
     if _depth(data, MAX_DEPTH):
         raise ValidationError({"non_field_errors": [f"Nested deeper than {MAX_DEPTH} levels."]})
+    data = _without_nul(data)
     errors = {}
     raw_uuid = data.get("uuid")
     uuid = None

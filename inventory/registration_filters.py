@@ -4,6 +4,7 @@ import django_filters as filters
 from django.db.models import Q
 from django.utils import timezone
 
+from dcportal.filtersets import IsoDateTimeFilter
 from inventory.models import Conflict, EnrolmentToken
 
 
@@ -16,7 +17,7 @@ class ConflictFilterSet(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=Conflict.Kind.choices)
     tenant = filters.CharFilter(field_name="tenant__slug")
     server = filters.CharFilter(field_name="server__hostname")
-    since = filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+    since = IsoDateTimeFilter(field_name="created", lookup_expr="gte")
 
     class Meta:
         model = Conflict

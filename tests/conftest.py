@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from dcportal import rbac, services
+from dcportal import ratelimit, rbac, services
 from dcportal.models import Role, Tenant
 
 pytest_plugins = ["tests.peers.bmc"]  # ipmi_bmcs, redfish_bmcs: real BMC simulators
@@ -14,11 +14,31 @@ pytest_plugins = ["tests.peers.bmc"]  # ipmi_bmcs, redfish_bmcs: real BMC simula
 
 @pytest.fixture(autouse=True)
 def _empty_queues(request):
-    """Each test starts with empty RQ queues (only tests that touch the database use Redis)."""
+    """Each test starts with empty RQ queues and registries (only tests that touch the database
+    use Redis): a failed or started entry another test left must not count as this one's."""
     if "django_db" in {m.name for m in request.node.iter_markers()}:
         for name in settings.JOB_QUEUES:
-            django_rq.get_queue(name).empty()
+            queue = django_rq.get_queue(name)
+            queue.empty()
+            registries = (
+                queue.started_job_registry,
+                queue.finished_job_registry,
+                queue.failed_job_registry,
+                queue.deferred_job_registry,
+                queue.scheduled_job_registry,
+                queue.canceled_job_registry,
+            )
+            queue.connection.delete(*(registry.key for registry in registries))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(request):
+    """Rate limits and lockouts are counted in Redis, which outlives a test: each test that
+    makes requests (they need the database) starts with none."""
+    marked = "django_db" in {m.name for m in request.node.iter_markers()}
+    if marked or {"db", "transactional_db"} & set(request.fixturenames):
+        ratelimit.clear()
 
 
 @pytest.fixture(autouse=True)

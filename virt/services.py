@@ -139,7 +139,11 @@ def pool_target(pool):
         password=_plain(pool.password),
         verify_tls=pool.verify_tls,
         ca_bundle=pool.ca_bundle,
-        options={**(pool.options or {}), "max_sessions": pool.max_sessions},
+        options={
+            "timeout": settings.VIRT_TIMEOUT,
+            **(pool.options or {}),
+            "max_sessions": pool.max_sessions,
+        },
         label=pool.name,
     )
 

@@ -51,12 +51,27 @@ class RevocationListSerializer(serializers.ModelSerializer):
 # Authorities ------------------------------------------------------------------------------------
 
 
+class RevocationReasonField(serializers.ChoiceField):
+    """The stored reason: empty while not revoked. (DRF drops allow_blank from read-only model
+    fields, so the schema would leave "" out of the enum.)"""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            choices=RevocationReason.choices,
+            allow_blank=True,
+            read_only=True,
+            help_text="Empty while not revoked.",
+            **kwargs,
+        )
+
+
 class AuthoritySerializer(PortalModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    parent = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    parent = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     crl = RevocationListSerializer(read_only=True, allow_null=True)
     urls = serializers.SerializerMethodField()
     certificate_count = serializers.IntegerField(read_only=True)
+    revocation_reason = RevocationReasonField()
 
     class Meta:
         model = Authority
@@ -183,8 +198,12 @@ class CertificateRequestSerializer(PortalModelSerializer):
     server_hostname = serializers.CharField(
         source="server.hostname", read_only=True, allow_null=True
     )
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     has_private_key = serializers.SerializerMethodField()
     certificates = CertificateSummarySerializer(many=True, read_only=True)
 
@@ -282,7 +301,8 @@ class CertificateSerializer(PortalModelSerializer):
     server_hostname = serializers.CharField(
         source="server.hostname", read_only=True, allow_null=True
     )
-    issued_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    issued_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    revocation_reason = RevocationReasonField()
     status = serializers.SerializerMethodField()
     chain_url = serializers.SerializerMethodField()
 

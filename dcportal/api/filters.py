@@ -22,4 +22,13 @@ class StrictFilterBackend(DjangoFilterBackend):
                         for name in unknown
                     }
                 )
-        return super().filter_queryset(request, queryset, view)
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid():
+            # The form's own rendering of its messages: django-filter's re-formats each one with
+            # `%`, which breaks on a message that quotes input holding a "%".
+            raise ValidationError(
+                {name: list(messages) for name, messages in filterset.errors.items()}
+            )
+        return filterset.qs

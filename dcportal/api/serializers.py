@@ -1,5 +1,6 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -20,12 +21,40 @@ class SecretField(serializers.CharField):
         super().__init__(**kwargs)
 
 
+def has_nul(value):
+    """Whether a NUL character is in any string (key or value) of a decoded JSON document."""
+    pending = [value]
+    while pending:  # no recursion: a document may be nested deeper than Python's stack
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+class JSONField(serializers.JSONField):
+    """Any JSON, but PostgreSQL's jsonb refuses NUL in text (\\u0000): a field error, not a 500."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if has_nul(value):
+            raise serializers.ValidationError("Null characters are not allowed.", code="null")
+        return value
+
+
 class PortalModelSerializer(serializers.ModelSerializer):
-    """ModelSerializer whose encrypted fields are always write-only SecretFields."""
+    """ModelSerializer whose encrypted fields are always write-only SecretFields and whose JSON
+    fields refuse what PostgreSQL cannot store."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         EncryptedTextField: SecretField,
+        models.JSONField: JSONField,
     }
 
 
@@ -172,8 +201,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     object_type = serializers.SerializerMethodField()
     duration = serializers.SerializerMethodField()
 

@@ -30,6 +30,8 @@ from inventory.models import Server
 
 
 class BuildFilterSet(filters.FilterSet):
+    # By id, not a choice among every server: another tenant's id must read like a missing one.
+    server = filters.NumberFilter(field_name="server_id", label="Server (id)")
     profile = filters.CharFilter(field_name="profile__name")
     hostname = filters.CharFilter(field_name="server__hostname", lookup_expr="icontains")
 
@@ -51,6 +53,8 @@ class ServerDeploySerializer(PortalModelSerializer):
     job = serializers.IntegerField(
         source="job_id", read_only=True, allow_null=True, help_text="The rinstall job, if any."
     )
+    # A server whose deployment was never set reads as an unsaved row: never updated.
+    updated = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = ServerDeploy

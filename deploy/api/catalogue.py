@@ -25,7 +25,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from dcportal.api.errors import error_body
-from dcportal.api.serializers import PortalModelSerializer, ScopedRelatedField
+from dcportal.api.serializers import JSONField, PortalModelSerializer, ScopedRelatedField
 from dcportal.api.views import ScopedViewSet
 from dcportal.models import Tenant
 from deploy import catalogue
@@ -126,7 +126,7 @@ class ProfileSerializer(PortalModelSerializer):
 
 class ParameterSerializer(PortalModelSerializer):
     tenant = _tenant_field()
-    value = serializers.JSONField(help_text="Any JSON value.")
+    value = JSONField(help_text="Any JSON value.")
 
     class Meta:
         model = Parameter

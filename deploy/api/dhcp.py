@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, renderers, serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from dcportal.api.permissions import token_allows
@@ -29,6 +30,10 @@ class PlainTextRenderer(renderers.BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if isinstance(data, str):
             return data.encode(self.charset)
+        # An error body is JSON, and says so (the schema documents errors as JSON only).
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
         return renderers.JSONRenderer().render(data)
 
 
@@ -105,11 +110,14 @@ class DhcpConfigView(APIView):
         ),
     )
     def get(self, request, dhcp_format):
-        allowed = set(DhcpQuerySerializer().fields)
+        # `format` (txt or json) picks the renderer, as in every DRF view with several.
+        allowed = {*DhcpQuerySerializer().fields, api_settings.URL_FORMAT_OVERRIDE}
         unknown = sorted(set(request.query_params) - allowed)
         if unknown:
             raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
-        query = DhcpQuerySerializer(data=request.query_params)
+        params = request.query_params.copy()
+        params.pop(api_settings.URL_FORMAT_OVERRIDE, None)
+        query = DhcpQuerySerializer(data=params)
         query.is_valid(raise_exception=True)
         data = dict(query.validated_data)
         output = dhcp_services.generate(

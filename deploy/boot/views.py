@@ -5,6 +5,10 @@ Boot scripts and configs are bound to a MAC (they carry a build token only for a
 install mode); templates and the progress/done/failed callbacks are bound to the build token,
 and a wrong, expired or used one answers 403 with nothing changed. A template that fails to
 render answers 503 (logged), never 500: firmware then falls back to the local disk.
+
+Every view is rate limited per source address, per-MAC scripts per MAC and token-bound views per
+build token (dcportal.ratelimit; 429 with Retry-After). A refused token counts against its
+source, which past settings.TOKEN_MAX_FAILURES gets 429 even with a valid token for a while.
 """
 
 import json
@@ -19,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 from django.views.static import was_modified_since
 
-from dcportal import requestcontext
+from dcportal import ratelimit, requestcontext
 from dcportal.templating import TemplateError
 from deploy import services, tokens
 from deploy.boot import files, ipxe
@@ -62,6 +66,7 @@ def _answer(request, what, call):
 
 @login_not_required
 @require_safe
+@ratelimit.limited
 def chain(request):
     """The first script of every machine: chain to its own, by MAC, with UUID and serial."""
     response = _text(ipxe.chain_script(base_url(request)))
@@ -73,6 +78,8 @@ def chain(request):
 @require_safe
 def ipxe_mac(request, mac):
     parsed = ipxe.parse_mac(mac)
+    if (over := ratelimit.check(request, mac=parsed)) is not None:
+        return ratelimit.too_many(over)
     if parsed is None:
         return _text(f"{mac!r} is not a MAC address.\n", 404)
     return _answer(
@@ -85,6 +92,9 @@ def ipxe_mac(request, mac):
 
 
 def _config(request, config, name):
+    over = ratelimit.check(request, mac=config.mac if config is not None else None)
+    if over is not None:
+        return ratelimit.too_many(over)
     if config is None:
         return _text("Not found.\n", 404)
     return _answer(
@@ -108,6 +118,7 @@ def grub(request, name):
 
 @login_not_required
 @require_safe
+@ratelimit.limited
 def boot_file(request, path):
     try:
         file, size, mtime = files.open_boot_file(settings.BOOT_FILES_DIR, path)
@@ -128,13 +139,15 @@ def boot_file(request, path):
 @require_safe
 def template(request, token, name):
     """An install file (kickstart, preseed, user-data...) for the build of `token`."""
+    if (over := ratelimit.check(request, build=token, token=True)) is not None:
+        return ratelimit.too_many(over)
     with requestcontext.bound(via="boot"):
         try:
             text, content_type = services.fetch_template(
                 token, name=name, base_url=base_url(request)
             )
         except tokens.InvalidToken:
-            return _text(FORBIDDEN, 403)
+            return _refused(request)
         except LookupError as exc:
             return _text(f"Not found: {exc}\n", 404)
         except TemplateError as exc:
@@ -161,7 +174,14 @@ def _fields(request):
     return fields
 
 
+def _refused(request):
+    ratelimit.refused_token(request)
+    return _text(FORBIDDEN, 403)
+
+
 def _callback(request, token, report, accepted):
+    if (over := ratelimit.check(request, build=token, token=True)) is not None:
+        return ratelimit.too_many(over)
     try:
         fields, unreadable = _fields(request), None
     except ValidationError as exc:
@@ -174,7 +194,7 @@ def _callback(request, token, report, accepted):
                 raise unreadable
             report(token, **fields)
         except tokens.InvalidToken:
-            return _text(FORBIDDEN, 403)
+            return _refused(request)
         except ValidationError as exc:
             return _text(f"Bad request: {' '.join(_messages(exc))}\n", 400)
     return _text(accepted)

@@ -185,8 +185,12 @@ class IPAddressSerializer(PortalModelSerializer):
     interface = ScopedPrimaryKeyField(
         queryset=Interface.objects.all(), required=False, allow_null=True
     )
-    interface_name = serializers.CharField(source="interface.name", read_only=True, default=None)
-    server = serializers.CharField(source="interface.server.hostname", read_only=True, default=None)
+    interface_name = serializers.CharField(
+        source="interface.name", read_only=True, default=None, allow_null=True
+    )
+    server = serializers.CharField(
+        source="interface.server.hostname", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = IPAddress

@@ -12,6 +12,7 @@ just the next boot), sensors. Each server gets a tracked job on the "power" queu
 inventory.set_boot_device, status and sensors view_server; another tenant's server is not found.
 """
 
+import django_filters
 from django.urls import path
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
@@ -148,12 +149,21 @@ class BulkPowerJobsSerializer(serializers.Serializer):
 # Views ----------------------------------------------------------------------------------------
 
 
+class BmcFilterSet(django_filters.FilterSet):
+    # By id, not a choice among every server: another tenant's id must read like a missing one.
+    server = django_filters.NumberFilter(field_name="server_id", label="Server (id)")
+
+    class Meta:
+        model = Bmc
+        fields = ["server", "driver", "power_state"]
+
+
 class BmcViewSet(viewsets.ModelViewSet, ScopedViewSet):
     """Servers' BMCs. Credentials are write-only; has_password says whether one is stored."""
 
     base_queryset = Bmc.objects.select_related("server", "credential")
     serializer_class = BmcSerializer
-    filterset_fields = ["server", "driver", "power_state"]
+    filterset_class = BmcFilterSet
     ordering_fields = ["id", "server__hostname"]
     ordering = ["id"]
 

@@ -19,7 +19,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dcportal.api.auth import TokenAuthentication
+from dcportal import ratelimit
+from dcportal.api.auth import TokenAuthentication, throttled
 from dcportal.api.errors import error_body
 from dcportal.api.permissions import token_allows
 from dcportal.api.serializers import ScopedRelatedField
@@ -36,7 +37,10 @@ MAX_REPORT_BYTES = 1024 * 1024
 
 
 class EnrolmentTokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer dce_…`: an agent acting for the token's tenant, not a user."""
+    """`Authorization: Bearer dce_…`: an agent acting for the token's tenant, not a user.
+
+    The call is a public endpoint's: limited per source address, and a refused token counts
+    toward the source's lockout like any other (dcportal.ratelimit)."""
 
     keywords = ("bearer", "token")
 
@@ -47,8 +51,11 @@ class EnrolmentTokenAuthentication(authentication.BaseAuthentication):
         prefix = registration.ENROLMENT_PREFIX.encode() + b"_"
         if not header[1].startswith(prefix):
             return None
+        if (over := ratelimit.check(request, token=True)) is not None:
+            raise throttled(over)
         token = registration.authenticate_enrolment_token(header[1].decode("ascii", "replace"))
         if token is None:
+            ratelimit.refused_token(request)
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked enrolment token.")
         return AnonymousUser(), token
 
@@ -193,9 +200,13 @@ class EnrolmentTokenCreatedSerializer(EnrolmentTokenSerializer):
 
 class ConflictSerializer(serializers.ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    server = serializers.SlugRelatedField(slug_field="hostname", read_only=True)
-    other_server = serializers.SlugRelatedField(slug_field="hostname", read_only=True)
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    server = serializers.SlugRelatedField(slug_field="hostname", read_only=True, allow_null=True)
+    other_server = serializers.SlugRelatedField(
+        slug_field="hostname", read_only=True, allow_null=True
+    )
+    resolved_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     resolutions = serializers.SerializerMethodField()
 
     class Meta:

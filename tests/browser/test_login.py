@@ -3,10 +3,8 @@
 import re
 
 import pytest
-from django.core.cache import cache
-from django.test import RequestFactory
 
-from dcportal import login
+from dcportal import ratelimit
 
 from .conftest import need
 
@@ -21,11 +19,9 @@ PASSWORD = "correct horse battery"
 def lina(make_user):
     """A user whose failed log-ins from the browser's address start from zero (the counters
     live in Redis, which outlives a test)."""
-    request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1")
-    keys = login._keys(request, "lina")
-    cache.delete_many(keys)
+    ratelimit.clear()
     yield make_user("lina", roles=["operator"])
-    cache.delete_many(keys)
+    ratelimit.clear()
 
 
 def test_log_in_through_the_form(open_as, lina):

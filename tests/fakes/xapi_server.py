@@ -37,6 +37,9 @@ Modelled (as the XenAPI reference documents them):
 - Counters for benchmarks and bounds: sessions alive now / at most, calls in progress now / at
   most (session calls excluded), logins, logouts, calls per method; an optional delay per call
   (`delay`, or `delays` per method name) during which the call counts as in progress.
+- A master that hangs: `hang=True` (every call, log-in included) or `hangs` (a set of method
+  names) reads the request and never answers, until `release_hangs()` or `stop()`; a released
+  call answers a failure (HUNG) and changes nothing. `hung` counts the calls that hung.
 
 Not modelled: Async.* and tasks, events (event.from), RBAC roles, host memory checks on start,
 VM start_on/affinity, live storage migration, snapshots, consoles (VNC ports), PIFs/bonds/VLANs,
@@ -151,7 +154,15 @@ class XapiServer:
     """The server and its state. `start()` returns the URL; `stop()` shuts it down."""
 
     def __init__(
-        self, *, username="root", password="xapi-secret", delay=0.0, delays=None, tls=None
+        self,
+        *,
+        username="root",
+        password="xapi-secret",
+        delay=0.0,
+        delays=None,
+        tls=None,
+        hang=False,
+        hangs=(),
     ):
         self.tls = tls  # (certificate, key) paths: serve HTTPS, as a real pool master does
         # UUIDs of guests without PV drivers: a clean shutdown is refused (VM_LACKS_FEATURE).
@@ -160,6 +171,10 @@ class XapiServer:
         self.password = password
         self.delay = delay
         self.delays = dict(delays or {})
+        self.hang = hang
+        self.hangs = set(hangs)
+        self.hung = 0
+        self._released = threading.Event()
         self.lock = threading.RLock()
         self.objects = {cls: {} for cls in SETTABLE}
         self.objects["session"] = {}
@@ -193,6 +208,7 @@ class XapiServer:
         return self.url
 
     def stop(self):
+        self.release_hangs()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -207,6 +223,23 @@ class XapiServer:
         self.stop()
 
     # -- test helpers ----------------------------------------------------------------------
+
+    def release_hangs(self):
+        """Let every hanging call end (answering HUNG) and stop hanging from now on."""
+        with self.lock:
+            self.hang, self.hangs = False, set()
+            released, self._released = self._released, threading.Event()
+        released.set()
+
+    def _hang_if_asked(self, method):
+        with self.lock:
+            if not (self.hang or method in self.hangs):
+                return
+            self.hung += 1
+            released = self._released
+        # Outside the lock: the other calls (and the test) go on while this one hangs.
+        released.wait()
+        raise XapiError("HUNG", method)
 
     @property
     def live_sessions(self):
@@ -349,6 +382,7 @@ class XapiServer:
 
     def _dispatch(self, method, params):
         try:
+            self._hang_if_asked(method)
             if method.startswith("session."):
                 with self.lock:
                     return {"Status": "Success", "Value": self._session_call(method, params)}

@@ -78,8 +78,17 @@ mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount --bind "$1" /etc/libvirt
 mount --bind "$2" /var
+mount --bind "$5" /etc/passwd
+mount --bind "$6" /etc/group
 exec "$3" --config "$4"
 """
+# Debian's QEMU driver looks up its built-in user and group before it reads qemu.conf (which
+# says root); libvirt-daemon-system creates them on a real host. The daemon's namespace gets
+# copies of passwd and group that have them, so the host's own files stay untouched.
+QEMU_ACCOUNTS = {
+    "passwd": ("libvirt-qemu", "libvirt-qemu:x:64055:64055:Libvirt Qemu:/nonexistent:/bin/false"),
+    "group": ("libvirt-qemu", "libvirt-qemu:x:64055:"),
+}
 
 
 def program(name, package):
@@ -131,7 +140,7 @@ class LibvirtDaemon:
         self.unshare = program("unshare", "util-linux")
         program("qemu-system-x86_64", "qemu-system-x86")
         if not Path("/etc/libvirt").is_dir():
-            raise PeerMissing("/etc/libvirt is missing (Debian: libvirt0)")
+            raise PeerMissing("/etc/libvirt is missing (Debian: libvirt-clients)")
         if not Path("/dev/net/tun").exists():
             raise PeerMissing("/dev/net/tun is missing: a guest's network port is a tap device")
         self.directory = None
@@ -158,13 +167,19 @@ class LibvirtDaemon:
         (var / "run").symlink_to("/run")
         (var / "lock").symlink_to("/run/lock")
         (etc / "qemu.conf").write_text(QEMU_CONF)
+        for name, (account, line) in QEMU_ACCOUNTS.items():
+            lines = Path(f"/etc/{name}").read_text().splitlines()
+            if not any(entry.split(":", 1)[0] == account for entry in lines):
+                lines.append(line)
+            (self.directory / name).write_text("\n".join(lines) + "\n")
         config = etc / "libvirtd.conf"
         config.write_text(LIBVIRTD_CONF.format(directory=self.directory))
         output = (self.directory / "daemon.out").open("wb")
         with output:
             self.process = subprocess.Popen(
                 [self.unshare, "--mount", "--propagation", "private", "sh", "-ec",
-                 NAMESPACE_SCRIPT, "sh", str(etc), str(var), self.libvirtd, str(config)],
+                 NAMESPACE_SCRIPT, "sh", str(etc), str(var), self.libvirtd, str(config),
+                 str(self.directory / "passwd"), str(self.directory / "group")],
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,

@@ -10,6 +10,7 @@ Every wait is bounded; every process is started with an argument list and stoppe
 (terminate, then kill). Use them as context managers, or the pytest fixtures in tests/peers/bmc.py.
 """
 
+import base64
 import contextlib
 import json
 import os
@@ -343,7 +344,42 @@ class SushyEmulator(_Process):
                     raise
                 continue
             self.port = port
+            self._create_systems()
             return self
+
+    def _create_systems(self):
+        """Have the emulator build its systems before any client arrives.
+
+        The emulator creates its fake-driver systems lazily, on the first request that needs
+        them, and that creation is not thread-safe: parallel first requests each build a
+        driver, and a late one writes every system's initial state over changes made through
+        an earlier one meanwhile (a power-on accepted and then lost: the system stays Off).
+        One request before the clients come makes the creation happen once."""
+        request = urllib.request.Request(f"{self.base_url}/redfish/v1/Systems")
+        if self.auth:
+            token = base64.b64encode(f"{REDFISH_USER}:{self.password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(  # noqa: S310 (the emulator on loopback)
+                request, timeout=START_TIMEOUT, context=self._probe_context()
+            ) as response:
+                members = json.load(response)["Members"]
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
+            self.stop()
+            raise PeerFailed(f"sushy-emulator did not list its systems: {error}") from error
+        if len(members) != len(self.systems):
+            self.stop()
+            raise PeerFailed(
+                f"sushy-emulator lists {len(members)} systems, not {len(self.systems)}"
+            )
+
+    def _probe_context(self):
+        if not self.tls:
+            return None
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # only "is it up?": the tests check TLS
+        return context
 
     def _config(self, port):
         settings = {
@@ -364,14 +400,11 @@ class SushyEmulator(_Process):
         return "".join(f"{key} = {value!r}\n" for key, value in settings.items())
 
     def _answers(self, port):
-        context = None
-        if self.tls:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE  # only "is it up?": the tests check TLS
         url = f"{self.scheme}://{HOST}:{port}/redfish/v1/"
         try:
-            with urllib.request.urlopen(url, timeout=1, context=context) as response:  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310
+                url, timeout=1, context=self._probe_context()
+            ) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False

@@ -7,7 +7,9 @@ exist at once, which also bounds the operations in flight per pool. A call that 
 session within `options["wait_timeout"]` seconds fails with a retryable error. When the
 master forgets a session (SESSION_INVALID: master restart, session expiry) the XenAPI client
 logs in again with the same credentials and repeats the call. Sessions are logged out on
-close(), close_all() and at interpreter exit.
+close(), close_all() and at interpreter exit. Every XML-RPC call gives up after
+`options["timeout"]` seconds (the portal passes DCPORTAL_VIRT_TIMEOUT) with a retryable
+TIMEOUT error, so a master that accepts connections and never answers does not hold the caller.
 """
 
 import atexit
@@ -100,7 +102,12 @@ def error_from_failure(details) -> DriverError:
     return error
 
 
-def _error_from_transport(exc, target) -> DriverError:
+def _error_from_transport(exc, target, *, what="", timeout=None) -> DriverError:
+    if isinstance(exc, TimeoutError) and timeout is not None:
+        # A master that accepted the connection and stopped answering (hung xapi, full dom0).
+        return Unreachable(
+            f"{target.url} did not answer within {timeout:g} s ({what}).", code="TIMEOUT"
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return DriverError(
             f"TLS verification of {target.url} failed: {exc.verify_message}.",
@@ -188,7 +195,9 @@ class SessionPool:
         except XenAPI.Failure as failure:
             raise error_from_failure(failure.details) from None
         except TRANSPORT_ERRORS as exc:
-            raise _error_from_transport(exc, self.target) from None
+            raise _error_from_transport(
+                exc, self.target, what="session.login_with_password", timeout=self.timeout
+            ) from None
         return session
 
     def acquire(self):
@@ -217,7 +226,10 @@ class SessionPool:
                 self._cond.notify()
             raise
 
-    def release(self, session, *, broken=False):
+    def release(self, session, *, broken=False, logout=True):
+        """Give a session back; a broken one is dropped, and logged out unless `logout` is
+        False (after a timeout: the master that did not answer the call would not answer the
+        logout either, and the job would wait a second timeout for nothing)."""
         with self._cond:
             keep = not broken and not self._closed
             if keep:
@@ -225,7 +237,7 @@ class SessionPool:
             else:
                 self._count -= 1
             self._cond.notify()
-        if not keep:
+        if not keep and logout:
             _logout(session)
 
     def close(self):
@@ -288,7 +300,7 @@ class XenApiDriver(HypervisorDriver):
     def _call(self, method, *args):
         pool = session_pool(self.target)
         session = pool.acquire()
-        broken = False
+        broken = timed_out = False
         try:
             function = session.xenapi
             for part in method.split("."):
@@ -297,10 +309,12 @@ class XenApiDriver(HypervisorDriver):
         except XenAPI.Failure as failure:
             raise error_from_failure(failure.details) from None
         except TRANSPORT_ERRORS as exc:
-            broken = True
-            raise _error_from_transport(exc, self.target) from None
+            broken, timed_out = True, isinstance(exc, TimeoutError)
+            raise _error_from_transport(
+                exc, self.target, what=method, timeout=pool.timeout
+            ) from None
         finally:
-            pool.release(session, broken=broken)
+            pool.release(session, broken=broken, logout=not timed_out)
 
     def _ref(self, cls, uuid):
         return self._call(f"{cls}.get_by_uuid", uuid)

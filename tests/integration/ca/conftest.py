@@ -2,20 +2,11 @@
 names (web01, web01.example.com, 10.0.0.5), and that server in build mode with a real token."""
 
 import pytest
-from django.core.cache import cache
 
 from ca import services
-from ca.public_views import failure_key
 from deploy import tokens
 from deploy.models import OperatingSystem, Profile, ServerDeploy, Template
 from inventory.models import Interface, IPAddress, Server, Subnet
-
-
-@pytest.fixture(autouse=True)
-def _forget_refused_tokens():
-    """Refused autosign tokens are counted per address in Redis, which outlives a test."""
-    for address in ("127.0.0.1", "10.9.9.9"):
-        cache.delete(failure_key(address))
 
 
 @pytest.fixture

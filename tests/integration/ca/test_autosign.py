@@ -137,11 +137,13 @@ def test_expired_unknown_and_idle_tokens_are_refused(client, authorities, buildi
 def test_refused_tokens_are_rate_limited_per_address(
     client, settings, authorities, building, own_csr
 ):
-    settings.CA_AUTOSIGN_MAX_FAILURES = 3
+    settings.TOKEN_MAX_FAILURES = 3
     _, token = building
     for _ in range(3):
         assert _post(client, "dcb_wrong", own_csr).status_code == 403
-    assert _post(client, token, own_csr).status_code == 429
+    locked = _post(client, token, own_csr)
+    assert locked.status_code == 429
+    assert 0 < int(locked["Retry-After"]) <= settings.TOKEN_LOCKOUT_SECONDS
     other = client.post(
         reverse("pki:autosign", args=[token]),
         own_csr,

@@ -194,6 +194,18 @@ def test_api_write_records_request_id_source_and_token(api, admin_user, tenants)
     assert event.actor == admin_user
 
 
+def test_token_filter_tells_nothing_of_another_users_tokens(api, admin_user, operator):
+    """Filtering by another user's token id answers as for a token that does not exist."""
+    api.as_user(admin_user)
+    foreign = ApiToken.objects.filter(user=admin_user).latest("id")
+    client = api.as_user(operator)
+    missing = ApiToken.objects.order_by("-id").first().pk + 1000
+    answers = [client.get("/api/audit/", {"token": pk}) for pk in (foreign.pk, missing)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json()["results"] for a in answers] == [[], []]
+    assert client.get("/api/audit/", {"token": "x"}).status_code == 400
+
+
 def test_api_update_and_delete_are_audited(api, admin_user, credential):
     client = api.as_user(admin_user)
     url = f"{CREDENTIALS}{credential.pk}/"
@@ -382,6 +394,23 @@ def test_audit_api_returns_the_event_shape(api, admin_user, credential):
     assert body["action"] == "create"
     assert body["actor_name"] == "root"
     assert body["changes"]["secret"] == [None, REDACTED]
+
+
+def test_audit_api_reads_any_utc_offset(api, admin_user, credential):
+    client = api.as_user(admin_user)
+    # The same instant with an offset PostgreSQL itself refuses (it stops at ±15:59).
+    mark = timezone.now() - timedelta(minutes=1)
+    far = mark.astimezone(timezone.get_fixed_timezone(-(19 * 60 + 43))).isoformat()
+    assert sorted(_ids(client.get(AUDIT, {"since": far}))) == sorted(
+        AuditEvent.objects.filter(time__gte=mark).values_list("pk", flat=True)
+    )
+    assert _ids(client.get(AUDIT, {"until": far})) == sorted(
+        AuditEvent.objects.filter(time__lt=mark).values_list("pk", flat=True)
+    )
+    # An instant before year 1 in UTC: a field error.
+    response = client.get(AUDIT, {"since": "0001-01-01T00:00:00+05:00"})
+    assert response.status_code == 400
+    assert "since" in response.json()["error"]["fields"]
 
 
 def test_audit_api_unknown_filter_is_400(api, admin_user):

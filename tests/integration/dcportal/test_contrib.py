@@ -229,6 +229,17 @@ def test_nginx_serves_caches_and_never_caches_what_it_must_not(nginx_portal):
     # (its login page) with the request id nginx gave it.
     status, headers, _ = _fetch(f"{http}/api/me/")
     assert status == 301 and headers["Location"] == f"{values['PORTAL_URL']}/api/me/"
+    # ...but for the inventory agent of discovery images: its script, and its register call,
+    # which the portal answers itself (here: no enrolment token, so 401) and nginx never caches.
+    status, headers, body = _fetch(f"{http}/inventory/agent.sh")
+    assert status == 200 and body.startswith(b"#!/bin/sh")
+    assert headers["X-Cache-Status"] is None
+    register = urllib.request.Request(
+        f"{http}/api/inventory/register/", data=b"{}", method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    status, headers, _ = _fetch(register)
+    assert status == 401 and headers["X-Cache-Status"] is None
     status, headers, body = _fetch(f"{https}/login/")
     assert status == 200 and b"password" in body.lower()
     assert re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-ID"])

@@ -469,6 +469,32 @@ def test_api_job_of_another_tenant_is_404(api, admin_user, make_user, tenants):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("job_id", ["null,null", "1.5", str(2**70)])
+def test_api_job_id_that_is_no_job_is_404(api, admin_user, job_id):
+    jobs.enqueue("dcportal.ping", user=admin_user)
+    client = api.as_user(admin_user)
+
+    for response in (
+        client.get(f"{JOBS}{job_id}/"),
+        client.get(f"{JOBS}{job_id}/log/"),
+        client.post(f"{JOBS}{job_id}/cancel/"),
+    ):
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_api_log_after_beyond_any_id_is_empty(api, admin_user):
+    job = jobs.enqueue("dcportal.ping", user=admin_user)
+    client = api.as_user(admin_user)
+
+    for after in (str(2**70), str(-(2**70))):
+        response = client.get(f"{JOBS}{job.pk}/log/", {"after": after})
+        assert response.status_code == 200, response.content
+        assert response.json() == []
+
+
+@pytest.mark.django_db
 def test_api_jobs_are_read_only(api, admin_user):
     job = jobs.enqueue("dcportal.ping", user=admin_user)
     client = api.as_user(admin_user)

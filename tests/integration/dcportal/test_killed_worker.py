@@ -1,12 +1,12 @@
 """A job whose worker dies is marked failed, never left "running"; a job Redis lost is queued
-again. The first test kills a real `manage.py rqworker` process."""
+again. The first two tests kill a real `manage.py rqworker` process (about 10 s each) and run
+the real `manage.py housekeeping`; the rest plant the states such a death leaves."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -15,7 +15,7 @@ import django_rq
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import worker_registration
@@ -25,26 +25,13 @@ from rq.worker import Worker
 from dcportal import jobs
 from dcportal.management.commands import housekeeping
 from dcportal.models import Job, JobLog
+from tests.integration.dcportal.fault_helpers import test_database_url
+from tests.workers import run_burst_worker
 
 pytestmark = pytest.mark.slow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 WAIT_SECONDS = 30
-
-
-def test_database_url():
-    """A URL for the test database this session uses, so a subprocess sees the same rows."""
-    sd = connection.settings_dict
-    user = urllib.parse.quote(sd["USER"] or "", safe="")
-    password = urllib.parse.quote(sd["PASSWORD"] or "", safe="")
-    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
-    # HOST may be a unix socket directory: percent-encoded, it fits in the host part.
-    host = urllib.parse.quote(sd["HOST"] or "", safe="")
-    port = f":{sd['PORT']}" if sd["PORT"] else ""
-    return f"postgres://{credentials}{host}{port}/{sd['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, despite its name
 
 
 def wait_for(predicate, what, timeout=WAIT_SECONDS, process=None, output=None):
@@ -68,22 +55,48 @@ def forget_worker(queue, pid):
             queue.connection.delete(worker.key)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_job_of_a_killed_worker_is_marked_failed(admin_user, tmp_path):
-    with transaction.atomic():
-        job = jobs.enqueue("dcportal.ping", user=admin_user, params={"seconds": 30, "steps": 5})
-    queue = django_rq.get_queue("default")
-    output = tmp_path / "worker.log"
+def start_worker(output, *args):
+    """`manage.py rqworker default ARGS` on the session's Redis and test database."""
     env = {**os.environ, "DATABASE_URL": test_database_url()}
-    with output.open("wb") as sink:
-        worker = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "default"],
+    with output.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "default", *args],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def run_housekeeping():
+    """A real `manage.py housekeeping` run, as cron or `make run` starts it; its output."""
+    env = {**os.environ, "DATABASE_URL": test_database_url()}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "housekeeping"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def started_ids(queue):
+    return [job_id for job_id, _ in queue.started_job_registry.get_job_and_execution_ids()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_of_a_killed_worker_is_marked_failed(admin_user, tmp_path):
+    """The whole worker dies mid-job (OOM killer, `kill -9` of its group, a lost machine)."""
+    with transaction.atomic():
+        job = jobs.enqueue("dcportal.ping", user=admin_user, params={"seconds": 30, "steps": 5})
+        behind = jobs.enqueue("dcportal.ping", user=admin_user, params={"steps": 1})
+    queue = django_rq.get_queue("default")
+    output = tmp_path / "worker.log"
+    worker = start_worker(output)
     try:
 
         def running():
@@ -93,6 +106,7 @@ def test_job_of_a_killed_worker_is_marked_failed(admin_user, tmp_path):
         wait_for(running, "the job to start", process=worker, output=output)
         assert job.worker_host
         assert job.worker_name
+        assert started_ids(queue) == [job.rq_id]
 
         # The worker's group, and the work horse running the job: RQ forks it into a session
         # of its own, so the worker's group alone would leave the job running to completion.
@@ -104,7 +118,7 @@ def test_job_of_a_killed_worker_is_marked_failed(admin_user, tmp_path):
         out = StringIO()
 
         def reaped():
-            call_command("housekeeping", stdout=out)
+            out.write(run_housekeeping())
             job.refresh_from_db()
             return job.status != Job.Status.RUNNING
 
@@ -122,9 +136,67 @@ def test_job_of_a_killed_worker_is_marked_failed(admin_user, tmp_path):
     assert f"job {job.pk}: worker died, marked failed" in out.getvalue()
     assert JobLog.objects.filter(job=job, level="error", message__contains="Worker died").exists()
     assert not Job.objects.filter(status=Job.Status.RUNNING).exists()
+    # RQ agrees at once, not only after its own cleanup an hour later (the job timeout).
+    assert job.rq_id not in started_ids(queue)
+    assert job.rq_id in queue.failed_job_registry.get_job_ids()
+    assert RQJob.fetch(job.rq_id, connection=queue.connection).get_status() == "failed"
     # Reaping again (any number of housekeepers may run) changes nothing.
     assert jobs.reap() == ([], [])
     assert JobLog.objects.filter(job=job, level="error").count() == 1
+
+    # The job queued behind it was never taken: the next worker runs it.
+    assert queue.job_ids == [behind.rq_id]
+    worker = start_worker(output, "--burst")
+    assert worker.wait(timeout=WAIT_SECONDS) == 0, output.read_text()[-3000:]
+    behind.refresh_from_db()
+    assert behind.status == Job.Status.SUCCEEDED, behind.error
+    assert behind.attempts == 1
+    assert started_ids(queue) == []
+    assert not Job.objects.filter(status=Job.Status.RUNNING).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_outlives_a_killed_worker_main_process(admin_user, tmp_path):
+    """Only the worker's main process dies (`kill -9 <pid>`): its work horse, a session of its
+    own, finishes the job and records it; the job queued behind waits for the next worker."""
+    with transaction.atomic():
+        job = jobs.enqueue("dcportal.ping", user=admin_user, params={"seconds": 3, "steps": 3})
+        behind = jobs.enqueue("dcportal.ping", user=admin_user, params={"steps": 1})
+    queue = django_rq.get_queue("default")
+    output = tmp_path / "worker.log"
+    worker = start_worker(output)
+    try:
+
+        def running():
+            job.refresh_from_db()
+            return job.status == Job.Status.RUNNING and job.worker_pid
+
+        wait_for(running, "the job to start", process=worker, output=output)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=WAIT_SECONDS)
+
+        def finished():
+            job.refresh_from_db()
+            return job.status in Job.FINISHED
+
+        wait_for(finished, "the work horse to finish the job")
+        # Nothing for housekeeping to fail: the job did not die with the worker.
+        assert "worker died" not in run_housekeeping()
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=WAIT_SECONDS)
+        forget_worker(queue, worker.pid)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.progress == 100
+    assert started_ids(queue) == []
+    assert queue.job_ids == [behind.rq_id]
+    worker = start_worker(output, "--burst")
+    assert worker.wait(timeout=WAIT_SECONDS) == 0, output.read_text()[-3000:]
+    behind.refresh_from_db()
+    assert behind.status == Job.Status.SUCCEEDED, behind.error
+    assert not Job.objects.filter(status=Job.Status.RUNNING).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -229,6 +301,35 @@ def test_job_lost_by_redis_is_requeued(admin_user):
     # Once it is back in the queue, a second pass leaves it be.
     assert jobs.reap() == ([], [])
     assert queue.count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_a_worker_took_while_the_database_was_away_is_requeued(admin_user, monkeypatch):
+    with transaction.atomic():
+        job = jobs.enqueue("dcportal.ping", user=admin_user, params={"steps": 1})
+    queue = django_rq.get_queue("default")
+
+    def database_away():
+        raise OperationalError("connection to server on socket failed: No such file")
+
+    # The worker takes the job and fails in execute() before the row says "running".
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "close_old_connections", database_away)
+        run_burst_worker("default")
+    assert job.rq_id in queue.failed_job_registry.get_job_ids()
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Job.Status.QUEUED, 0)
+    Job.objects.filter(pk=job.pk).update(
+        created=timezone.now() - timedelta(seconds=settings.JOB_REQUEUE_AFTER + 5)
+    )
+
+    assert jobs.reap() == ([], [job.pk])
+    assert job.rq_id not in queue.failed_job_registry.get_job_ids()
+    run_burst_worker("default")
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Job.Status.SUCCEEDED, 1)
+    assert jobs.reap() == ([], [])
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,4 +1,5 @@
 import itertools
+import logging
 
 import pytest
 from django.test import Client
@@ -94,3 +95,24 @@ def test_admin_login_is_throttled_too(make_user, client_from, settings):
     response = client.post("/admin/login/", {"username": "sol", "password": PASSWORD})
     assert response.status_code == 200
     assert "Too many failed log-in attempts" in response.content.decode()
+
+
+def test_a_lockout_is_logged_once(make_user, client_from, settings, caplog):
+    settings.LOGIN_MAX_FAILURES = 2
+    make_user("tao")
+    with caplog.at_level(logging.WARNING, logger="dcportal.ratelimit"):
+        for _ in range(4):
+            _login(client_from(), "tao", "wrong")
+    (record,) = [r for r in caplog.records if "locked out" in r.getMessage()]
+    assert "tao" in record.getMessage() and "failed log-ins" in record.getMessage()
+
+
+def test_without_redis_log_in_still_checks_the_password(make_user, client_from, settings):
+    settings.LOGIN_MAX_FAILURES = 1
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: counting fails open
+    make_user("uma")
+    for _ in range(3):
+        response = _login(client_from(), "uma", "wrong")
+        assert response.status_code == 200
+        assert "correct username and password" in response.content.decode()
+    assert _login(client_from(), "uma", PASSWORD).status_code == 302

@@ -336,7 +336,9 @@ def test_through_nginx_both_webs_serve_the_api_and_the_boot_path(cluster, admin_
     assert status == 301
     assert headers["Location"] == f"{nginx.https_url}/api/me/"
 
-    # nginx spread the requests over both web processes.
+    # Every script was answered by one of the web processes (none from a cache). Which one is
+    # nginx's choice: a web process slow to answer under load is left out for a while, so the
+    # share of each is not asserted (the API test above drives both directly).
     served = [web.log.read_text(errors="replace").count("/boot/ipxe/") for web in cluster.webs]
-    assert all(served) and sum(served) == len(servers), served
+    assert sum(served) == len(servers), served
     cluster.check()

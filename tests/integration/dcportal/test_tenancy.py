@@ -1,6 +1,8 @@
 """Tenant scope through restrict(): lists, details and writes in the API, jobs and the audit trail,
 and the one shape of API errors."""
 
+import base64
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
@@ -288,6 +290,43 @@ def test_lists_use_cursor_pagination(api, admin_user, creds):
     assert second["next"] is None and second["previous"]
     seen = [item["id"] for item in first["results"] + second["results"]]
     assert sorted(seen) == sorted(c.pk for c in creds.values())
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not base64!",
+        "é",
+        base64.b64encode(b"p=abc").decode(),  # the position of an id ordering is a number
+        base64.b64encode(b"p=1%002").decode(),  # NUL: PostgreSQL refuses it in any text
+        base64.b64encode(b"o=x").decode(),
+    ],
+)
+def test_a_cursor_that_is_not_one_of_ours_is_a_400(api, admin_user, creds, cursor):
+    client = api.as_user(admin_user)
+    error = assert_error(client.get("/api/credentials/", {"cursor": cursor}), 400, "invalid")
+    assert set(error["fields"]) == {"cursor"}
+    # Ordered by a text field, a NUL in the position is refused the same way.
+    nul = base64.b64encode(b"p=a%00b").decode()
+    response = client.get("/api/tenants/", {"cursor": nul, "ordering": "name"})
+    assert set(assert_error(response, 400, "invalid")["fields"]) == {"cursor"}
+
+
+def test_a_cursor_position_beyond_any_id_pages_nothing(api, admin_user, creds):
+    cursor = base64.b64encode(f"p={2**70}".encode()).decode()
+    response = api.as_user(admin_user).get("/api/credentials/", {"cursor": cursor})
+    assert names(response) == sorted(creds)
+    cursor = base64.b64encode(f"p={2**70}&r=1".encode()).decode()
+    assert names(api.as_user(admin_user).get("/api/credentials/", {"cursor": cursor})) == []
+
+
+def test_too_many_form_fields_is_a_400_in_the_error_shape(api, admin_user, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    body = "&".join(f"servers={n}" for n in range(11))
+    response = api.as_user(admin_user).post(
+        "/api/deploy/nodeset/", body, content_type="application/x-www-form-urlencoded"
+    )
+    assert_error(response, 400, "bad_request")
 
 
 def test_token_list_is_scoped_to_the_owner(api, operator, viewer, admin_user):

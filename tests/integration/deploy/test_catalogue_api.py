@@ -117,6 +117,14 @@ def test_field_errors(admin_user):
     assert client.get("/api/deploy/templates/?bogus=1").status_code == 400
 
 
+def test_a_parameter_value_jsonb_cannot_store_is_a_400(admin_user):
+    client = client_for(admin_user)
+    for value in ("a\u0000", {"k": ["\u0000"]}, {"k\u0000": 1}):
+        response = client.post("/api/deploy/parameters/", {"name": "x", "value": value}, "json")
+        assert response.status_code == 400 and "value" in fields(response)
+    assert not Parameter.objects.filter(name="x").exists()
+
+
 def test_template_syntax_error_is_a_400_with_the_line(admin_user):
     client = client_for(admin_user)
     body = {"name": "ks", "kind": "kickstart", "content": "text\nlang {{ params.lang }\nreboot\n"}

@@ -333,6 +333,26 @@ def test_api_bad_parameters(subnets, admin_user, api):
     assert client.get("/api/deploy/dhcp/bind/").status_code == 404
 
 
+def test_api_errors_are_json_even_when_text_is_asked_for(subnets, admin_user, api):
+    client = api.as_user(admin_user)
+    for asked in ({"format": "txt"}, {"HTTP_ACCEPT": "text/plain"}):
+        query = {"nxt_server": "1", **{k: v for k, v in asked.items() if k == "format"}}
+        headers = {k: v for k, v in asked.items() if k != "format"}
+        response = client.get(URL.format("isc"), query, **headers)
+        assert response["Content-Type"] == "application/json"
+        assert_api_error(response, 400, "nxt_server")
+
+
+def test_api_format_picks_the_renderer(subnets, admin_user, api):
+    client = api.as_user(admin_user)
+    text = client.get(URL.format("isc"), {"boot_url": BOOT_URL, "format": "txt"})
+    assert text.status_code == 200, text.content
+    assert text["Content-Type"] == "text/plain; charset=utf-8"
+    kea = client.get(URL.format("kea"), {"boot_url": BOOT_URL, "format": "json"})
+    assert kea.status_code == 200, kea.content
+    assert "Dhcp4" in kea.json()
+
+
 def test_api_permissions_and_scope(subnets, tenants, api, viewer, make_user, client):
     assert client.get(URL.format("isc")).status_code in (401, 403)
     nobody = make_user("nobody", tenants=[tenants[0]])

@@ -124,6 +124,15 @@ def test_bytes_that_are_not_utf8_do_not_lose_the_report(agent_client):
     assert Server.objects.get().attributes["bios"] == "BIOS-\ufffd"
 
 
+def test_nul_padded_firmware_strings_are_stored_without_the_nul(agent_client):
+    report = make_report(serial="SRV-0042\u0000\u0000", bios={"vendor\u0000": "Dell\u0000"})
+    response = post(agent_client, report)
+    assert response.status_code == 201, response.content
+    server = Server.objects.get()
+    assert server.serial == "SRV-0042"
+    assert server.attributes["bios"] == {"vendor": "Dell"}
+
+
 # Authentication -------------------------------------------------------------------------------
 
 
@@ -264,6 +273,13 @@ def test_conflicts_list_filter_and_resolve(api, agent_client, operator, acme):
     assert mac["resolutions"] == ["merge", "dismiss"]
     assert mac["report"]["uuid"] == UUID_A.upper()
     assert client.get("/api/inventory/conflicts/?nonsense=1").status_code == 400
+    # Any UTC offset Python reads (PostgreSQL's own stop at ±15:59); out of range is a 400.
+    late = client.get("/api/inventory/conflicts/", {"since": "2999-01-01T00:00:00-19:43"})
+    assert late.status_code == 200 and late.json()["results"] == []
+    early = client.get("/api/inventory/conflicts/", {"since": "2000-01-01T00:00:00+23:59"})
+    assert len(early.json()["results"]) == 2
+    bad = client.get("/api/inventory/conflicts/", {"since": "0001-01-01T00:00:00+05:00"})
+    assert bad.status_code == 400 and "since" in bad.json()["error"]["fields"]
 
     response = client.post(
         f"/api/inventory/conflicts/{mac['id']}/resolve/", {"resolution": "merge"}, format="json"
@@ -339,3 +355,29 @@ def test_services_token_helpers_are_shared():
     key, prefix, key_hash = services.mint_key(registration.ENROLMENT_PREFIX)
     assert services.key_prefix(key, "dce") == prefix and services.key_prefix(key, "dcp") is None
     assert key_hash == services.hash_key(key)
+
+
+# Plain HTTP in production --------------------------------------------------------------------
+
+
+@pytest.fixture
+def https_only(settings):
+    """Production's HTTPS redirect (the suite runs with plain HTTP allowed)."""
+    settings.SECURE_SSL_REDIRECT = True
+
+
+def test_the_agent_registers_over_plain_http_where_the_rest_is_redirected(
+    https_only, client, agent_client, acme
+):
+    """A discovery image's agent reaches the portal at the boot URL (plain HTTP): its script and
+    its register call are not redirected to HTTPS, which a busybox wget may not speak."""
+    script = client.get("/inventory/agent.sh")
+    assert script.status_code == 200 and script.content.startswith(b"#!/bin/sh")
+    response = post(agent_client, make_report())
+    assert response.status_code == 201, response.content
+    assert Server.objects.get().tenant == acme
+    # Everything else still is redirected, the rest of the inventory API included.
+    for path in ("/api/me/", "/api/inventory/servers/", "/api/inventory/register/x", "/login/"):
+        response = client.get(path)
+        assert response.status_code == 301, path
+        assert response["Location"] == f"https://testserver{path}"

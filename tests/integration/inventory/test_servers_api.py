@@ -212,6 +212,8 @@ def test_filters(api, operator, fleet, query, expected):
         ("ordering=serial", "ordering", "valid choice"),
         ("mac=zz:zz", "mac", "not a MAC address"),
         ("uuid=nope", "uuid", "valid UUID"),
+        # A message quoting input with "%" in it is still a field error, not a 500.
+        ("attr=a%25s", "attr", "'a%s'"),
     ],
 )
 def test_bad_filters_are_a_400_never_everything(api, operator, fleet, query, field, fragment):
@@ -293,6 +295,26 @@ def test_a_number_jsonb_cannot_store_is_a_400(api, operator):
     body = '{"hostname": "ok.example", "tenant": "acme", "attributes": {"x": 1e999}}'
     response = api.as_user(operator).post(SERVERS, body, content_type="application/json")
     assert "attributes" in error(response, 400)["fields"]
+
+
+@pytest.mark.parametrize("attributes", [{"x": "a\u0000b"}, {"a\u0000": 1}, {"x": [["\u0000"]]}])
+def test_a_nul_jsonb_cannot_store_is_a_400(api, operator, attributes):
+    body = {"hostname": "ok.example", "tenant": "acme", "attributes": attributes}
+    response = api.as_user(operator).post(SERVERS, body, format="json")
+    assert "attributes" in error(response, 400)["fields"]
+    assert not Server.objects.filter(hostname="ok.example").exists()
+
+
+def test_json_nested_too_deeply_is_a_400(api, operator):
+    # Python's decoder fails with a RecursionError on a few kilobytes of brackets.
+    start = '{"hostname": "ok.example", "tenant": "acme", "attributes": {"x": '
+    for depth in (150, 5000):
+        body = start + "[" * depth + "]" * depth + "}}"
+        response = api.as_user(operator).post(SERVERS, body, content_type="application/json")
+        assert error(response, 400)["code"] == "parse_error"
+    body = start + "[" * 90 + "]" * 90 + "}}"
+    response = api.as_user(operator).post(SERVERS, body, content_type="application/json")
+    assert response.status_code == 201, response.content
 
 
 def test_read_only_may_not_write(api, viewer, fleet):
