@@ -22,6 +22,7 @@ from django.db import connection
 
 from dcportal import embedded
 from tests.peers.bmc import missing_peer
+from tests.peers.cluster import database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 WAIT_SECONDS = 60
@@ -46,14 +47,7 @@ def wait_for(predicate, what, timeout=WAIT_SECONDS, interval=0.1):
 
 def test_database_url():
     """A URL for the test database this session uses, so a subprocess sees the same rows."""
-    sd = connection.settings_dict
-    user = urllib.parse.quote(sd["USER"] or "", safe="")
-    password = urllib.parse.quote(sd["PASSWORD"] or "", safe="")
-    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
-    # HOST may be a unix socket directory: percent-encoded, it fits in the host part.
-    host = urllib.parse.quote(sd["HOST"] or "", safe="")
-    port = f":{sd['PORT']}" if sd["PORT"] else ""
-    return f"postgres://{credentials}{host}{port}/{sd['NAME']}"
+    return database_url(connection.settings_dict)
 
 
 test_database_url.__test__ = False  # a helper, despite its name
