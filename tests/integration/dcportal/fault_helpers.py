@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,12 @@ from django.db import connection
 
 from dcportal import embedded
 from tests.peers.bmc import missing_peer
-from tests.peers.cluster import database_url
+from tests.peers.cluster import Web, database_url
+from tests.peers.sims import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 WAIT_SECONDS = 60
 PASSWORD = "correct horse battery"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, what, timeout=WAIT_SECONDS, interval=0.1):
@@ -189,57 +183,42 @@ class Portal:
 
     def __init__(self, env, workdir):
         self.env = {**env, "DCPORTAL_PLAIN_HTTP": "1", "DCPORTAL_STATIC_FROM_FINDERS": "1"}
-        self.port = free_port()
-        self.log = Path(workdir) / "gunicorn.log"
-        self.process = None
+        self.web = Web(0, workdir)
 
     @property
     def base_url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return self.web.url
+
+    @property
+    def process(self):
+        return self.web.process
+
+    @property
+    def log(self):
+        return self.web.log
 
     def __enter__(self):
-        with self.log.open("wb") as sink:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "dcportal.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    "1",
-                    "--threads",
-                    "4",
-                    "--graceful-timeout",
-                    "5",
-                ],  # fmt: skip
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.web.start(env=self.env, workers=1, threads=4, config=None, access_log=False)
 
         def up():
-            if self.process.poll() is not None:
-                pytest.fail(f"gunicorn exited:\n{self.log.read_text()[-3000:]}")
+            if not self.web.running:
+                pytest.fail(self.web.failure("exited"))
             try:
                 return self.get("/login/").status == 200
             except OSError:
                 return False
 
-        wait_for(up, f"the portal on port {self.port}", interval=0.2)
+        wait_for(up, f"the portal on port {self.web.port}", interval=0.2)
         return self
 
     def __exit__(self, *exc):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+        if self.web.running:
+            os.killpg(self.web.pid, signal.SIGTERM)
             try:
-                self.process.wait(15)
+                self.web.process.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(15)
+                os.killpg(self.web.pid, signal.SIGKILL)
+                self.web.process.wait(15)
 
     def request(self, method, path, *, token=None, data=None, headers=None):
         """(status, headers, body text) of one request; HTTP errors are answers too."""
